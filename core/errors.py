@@ -1,0 +1,21 @@
+"""The root of skyclass's exception tree.
+
+SkyclassError
+├── BadInputError          operator input was wrong: the CLI exits with code 2
+│   ├── grading.UnknownGradeError, grading.UnknownSubjectError
+│   ├── channels.ChannelRegistryError
+│   └── (per package: ingest, epg, playout … add their own)
+└── (anything else)        a failure of ours or of the machine: exit code 1
+
+Each message says what was wrong, where (file, row, field) and what to do.
+"""
+
+from __future__ import annotations
+
+
+class SkyclassError(Exception):
+    """Root of every error skyclass raises on purpose."""
+
+
+class BadInputError(SkyclassError, ValueError):
+    """The operator's input is wrong; fixing the input fixes the problem."""

@@ -1,0 +1,133 @@
+"""The `skyclass` command. Each package registers its own commands here.
+
+Exit codes: 0 success, 2 bad input (one clear line), 1 any other failure.
+`--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+import channels.cli
+import grading.cli
+from core.errors import BadInputError, SkyclassError
+from skyclass import __version__
+from skyclass.database import current_revision, head_revision, upgrade
+from skyclass.runtime import Runtime
+from skyclass.settings import load_settings
+
+app = typer.Typer(
+    name="skyclass",
+    help="空中课堂 playout and scheduling.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"skyclass {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML settings file (or SKYCLASS_CONFIG).", dir_okay=False),
+    ] = None,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if ctx.obj is None:
+        ctx.obj = Runtime(load_settings(config), debug=debug)
+
+
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Bring the database schema up to date."""
+    runtime: Runtime = ctx.obj
+    upgrade(runtime.engine)
+    typer.echo(f"database at revision {current_revision(runtime.engine) or '(empty)'}")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Print the schema revision and the newest one available."""
+    runtime: Runtime = ctx.obj
+    current = current_revision(runtime.engine)
+    typer.echo(f"current: {current or '(none)'}  head: {head_revision(runtime.engine) or '(none)'}")
+
+
+app.add_typer(db_app, name="db")
+grading.cli.register(app)
+channels.cli.register(app)
+
+# The main job lives in its own module; import after the app exists.
+import skyclass.demo  # noqa: E402
+
+skyclass.demo.register(app)
+
+
+def main(argv: list[str] | None = None, *, obj: Runtime | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script passes it to sys.exit)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        result = app(args=args, prog_name="skyclass", standalone_mode=False, obj=obj)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        return 2
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        err.print("aborted")
+        return 130
+    except BadInputError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        return 2
+    except SkyclassError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        return 1
+    except Exception as exc:  # a bug or the machine: say so, keep the traceback behind --debug
+        if debug:
+            traceback.print_exc()
+        err.print(
+            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            markup=False,
+            highlight=False,
+        )
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())
