@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # Re-install whenever pyproject.toml changes, so the venv is always up to date.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 demo: $(STAMP)

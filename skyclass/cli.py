@@ -20,7 +20,7 @@ import channels.cli
 import grading.cli
 from core.errors import BadInputError, SkyclassError
 from skyclass import __version__
-from skyclass.database import current_revision, head_revision, upgrade
+from skyclass.database import current_revisions, head_revisions, upgrade
 from skyclass.runtime import Runtime
 from skyclass.settings import load_settings
 
@@ -68,15 +68,16 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Bring the database schema up to date."""
     runtime: Runtime = ctx.obj
     upgrade(runtime.engine)
-    typer.echo(f"database at revision {current_revision(runtime.engine) or '(empty)'}")
+    typer.echo(f"database at revision {', '.join(current_revisions(runtime.engine)) or '(empty)'}")
 
 
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Print the schema revision and the newest one available."""
     runtime: Runtime = ctx.obj
-    current = current_revision(runtime.engine)
-    typer.echo(f"current: {current or '(none)'}  head: {head_revision(runtime.engine) or '(none)'}")
+    current = ", ".join(current_revisions(runtime.engine)) or "(none)"
+    heads = ", ".join(head_revisions(runtime.engine)) or "(none)"
+    typer.echo(f"current: {current}  heads: {heads}")
 
 
 app.add_typer(db_app, name="db")

@@ -61,15 +61,16 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     logger.info("migrating %s to %s", engine.url.render_as_string(), revision)
     command.upgrade(alembic_config(engine), revision)
 
 
-def current_revision(engine: Engine) -> str | None:
+def head_revisions(engine: Engine) -> tuple[str, ...]:
+    """Each package's migrations form their own branch off the asset library (0001)."""
+    return tuple(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+
+
+def current_revisions(engine: Engine) -> tuple[str, ...]:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
-
-
-def head_revision(engine: Engine) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+        return tuple(MigrationContext.configure(connection).get_current_heads())

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from channels.cli import lineup_table
-from skyclass.database import current_revision, upgrade
+from skyclass.database import current_revisions, upgrade
 from skyclass.runtime import Runtime
 
 
@@ -23,6 +23,6 @@ def register(app: typer.Typer) -> None:
         upgrade(runtime.engine)
         console.print(
             f"database ready: {runtime.engine.url.render_as_string()} "
-            f"(revision {current_revision(runtime.engine) or 'base'})"
+            f"(revision {', '.join(current_revisions(runtime.engine)) or 'base'})"
         )
         console.print(lineup_table(runtime.registry))
