@@ -1,0 +1,40 @@
+"""The contract between the playout engine and the real-time side (pacer, outputs).
+
+The engine yields TsChunks: whole 188-byte packets of one continuous CBR
+transport stream, each tagged with its byte offset (the pacer's deadline is
+``byte_offset * 8 / mux_rate`` seconds after the engine started) and its channel
+timeline frame. Outputs implement TsSink; ``open_output(url)`` builds one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+TS_PACKET = 188
+SYNC_BYTE = 0x47
+NULL_PID = 0x1FFF
+UDP_PAYLOAD = 7 * TS_PACKET  # 1316 bytes per datagram
+
+
+@dataclass(frozen=True, kw_only=True)
+class TsChunk:
+    """A run of TS packets as the engine produced them, in air order."""
+
+    data: bytes  # whole 188-byte packets, CBR at the channel mux rate
+    byte_offset: int  # bytes since the engine started (for pacing deadlines)
+    frame: int  # channel timeline frame (25 fps, from the broadcast day start) at the chunk's start
+    idr: bool  # chunk begins with a video packet that starts an IDR access unit (HLS boundary)
+    pcr_90k: int | None  # PCR base of the first PCR in the chunk, if any
+
+    @property
+    def packets(self) -> int:
+        return len(self.data) // TS_PACKET
+
+
+class TsSink(Protocol):
+    """What every output implements (udp, hls, file, check)."""
+
+    def write(self, chunk: TsChunk) -> None: ...
+
+    def close(self) -> None: ...
