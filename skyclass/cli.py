@@ -12,7 +12,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -97,17 +96,18 @@ def main(argv: list[str] | None = None, *, obj: Runtime | None = None) -> int:
     err = Console(stderr=True, soft_wrap=True)
     try:
         result = app(args=args, prog_name="skyclass", standalone_mode=False, obj=obj)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.show()
-        return 2
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.Abort:
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
         err.print("aborted")
         return 130
+    except typer.TyperException as exc:  # usage errors (Typer vendors click): exit code 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {exc}", markup=False, highlight=False)
+        return int(getattr(exc, "exit_code", 2))
     except BadInputError as exc:
         if debug:
             traceback.print_exc()
