@@ -16,7 +16,9 @@ What is measured, and how:
   read only on a 100 ms grid, as ffmpeg's ebur128 filter does, can read up to 0.6 dB
   low (EBU Tech 3341 cases 13 and 14);
 - maximum short-term loudness every 10 ms (the 3 s window moves by 0.33 % of its length,
-  an error below 0.01 dB).
+  an error below 0.01 dB);
+- the true peak is never reported below the sample peak (the interpolator's passband
+  ends just under Nyquist, and a reading below the samples would be meaningless).
 
 Silence reads `float("-inf")` (LUFS, dBTP, dBFS); `LoudnessResult.as_json` maps it to
 None, since JSON has no infinity.
@@ -274,6 +276,7 @@ class LoudnessMeter:
         energies = (
             np.concatenate(self._subblocks) if self._subblocks else np.zeros(0, dtype=np.float64)
         )
+        self._subblocks = [energies]  # concatenate once, not again on the next call
         # Cumulative energy and sample position at every sub-block boundary.
         cumulative = np.concatenate([[0.0], np.cumsum(energies)])
         bounds = (
