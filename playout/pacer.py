@@ -1,0 +1,305 @@
+"""Real-time pacing: send the engine's bytes at exactly the channel mux rate.
+
+Every datagram has an absolute deadline computed from its byte count,
+``t0 + (byte_offset - base) * 8 / mux_rate``, on a monotonic clock. Nothing is
+accumulated (no ``sleep(interval)`` in a loop), so the rate is exact over days:
+the only error is the monotonic clock's own, and that is the machine's
+oscillator, which NTP-disciplined ``CLOCK_MONOTONIC`` slews with the wall clock.
+This also gives ``--start`` its meaning: the offset between rundown position and
+wall clock stays what it was at launch.
+
+What a headend wants when we fall behind (a GC pause, a slow disk read, the
+machine swapping):
+
+* A little late (up to ``catchup_window``, 50 ms by default): send the backlog
+  at once. A burst of at most 50 ms of data fits any IP receiver's de-jitter
+  buffer and restores exact timing immediately.
+* Later than that: do not burst (a 2 s burst at 10 Mb/s overflows an IRD's
+  buffer and shows as PCR jitter and TS packet loss downstream). Re-anchor: the
+  late datagram goes now and the schedule is pushed back by the lateness
+  ("slip"). The slip is then worked off at ``catchup_overspeed`` (2 %: 1 s of
+  slip in 50 s), a rate change every receiver's PCR recovery follows, so the
+  channel returns to its wall-clock position without a burst and without
+  dropping a single packet. Each re-anchor is logged with its size.
+
+Sends are datagram-granular: a chunk is cut at 1316-byte boundaries of the
+engine's byte offset (so UDP datagrams line up with pacing steps) and never
+across an engine chunk, so an IDR chunk still starts a piece (HLS needs that).
+The pacer writes to one sink, normally a ``FanOut``, which never blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.clock import Clock, SystemClock
+from playout.stream import SYNC_BYTE, TS_PACKET, UDP_PAYLOAD, TsChunk, TsSink
+
+logger = logging.getLogger(__name__)
+
+CATCHUP_WINDOW = 0.050
+CATCHUP_OVERSPEED = 0.02
+SEND_AHEAD = 0.0005  # send without sleeping when the deadline is this close
+FPS = 25
+
+
+@dataclass(frozen=True, kw_only=True)
+class PacerStats:
+    datagrams: int  # pieces handed to the sink
+    bytes: int
+    max_late: float  # seconds, the worst lateness seen at a send
+    late_sends: int  # sends more than catchup_window / 10 after their deadline
+    reanchors: int
+    slip: float  # seconds the schedule is currently behind the byte clock
+    elapsed: float  # monotonic seconds since the first send
+
+
+class Pacer:
+    """Feeds a sink at the mux rate against absolute, byte-derived deadlines."""
+
+    def __init__(
+        self,
+        sink: TsSink,
+        *,
+        mux_rate: int,
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        catchup_window: float = CATCHUP_WINDOW,
+        catchup_overspeed: float = CATCHUP_OVERSPEED,
+        send_ahead: float = SEND_AHEAD,
+    ) -> None:
+        if mux_rate <= 0:
+            raise ValueError("mux_rate must be positive")
+        self.sink = sink
+        self.mux_rate = mux_rate
+        self.clock: Clock = clock or SystemClock()
+        self._sleep = sleep
+        self.catchup_window = catchup_window
+        self.catchup_overspeed = catchup_overspeed
+        self.send_ahead = send_ahead
+        self._t0: float | None = None
+        self._base = 0
+        self._slip = 0.0
+        self._datagrams = 0
+        self._bytes = 0
+        self._max_late = 0.0
+        self._late_sends = 0
+        self._reanchors = 0
+
+    def deadline(self, byte_offset: int) -> float:
+        """The monotonic instant a byte at this engine offset is due (after the first send)."""
+        if self._t0 is None:
+            raise RuntimeError("the pacer has not started")
+        return self._t0 + (byte_offset - self._base) * 8 / self.mux_rate + self._slip
+
+    def run(
+        self,
+        chunks: Iterable[TsChunk],
+        *,
+        stop: threading.Event | None = None,
+        max_seconds: float | None = None,
+    ) -> PacerStats:
+        """Pace every chunk to the sink; return at the end, on ``stop`` or after max_seconds."""
+        limit = None if max_seconds is None else round(max_seconds * self.mux_rate / 8)
+        for chunk in chunks:
+            if stop is not None and stop.is_set():
+                break
+            if (
+                limit is not None
+                and self._t0 is not None
+                and chunk.byte_offset - self._base >= limit
+            ):
+                break
+            self.send(chunk)
+        return self.stats
+
+    def send(self, chunk: TsChunk) -> None:
+        """Pace one engine chunk, datagram by datagram."""
+        if self._t0 is None:
+            self._t0 = self.clock.monotonic()
+            self._base = chunk.byte_offset
+        data = chunk.data
+        offset = chunk.byte_offset
+        end = len(data)
+        position = 0
+        while position < end:
+            absolute = offset + position
+            # Cut at the next 1316-byte boundary of the engine's byte count.
+            step = UDP_PAYLOAD - (absolute - self._base) % UDP_PAYLOAD
+            piece_end = min(end, position + step)
+            self._wait(absolute)
+            if position == 0 and piece_end == end:
+                piece = chunk
+            else:
+                piece = TsChunk(
+                    data=data[position:piece_end],
+                    byte_offset=absolute,
+                    frame=chunk.frame,
+                    idr=chunk.idr and position == 0,
+                    pcr_90k=chunk.pcr_90k if position == 0 else None,
+                )
+            self.sink.write(piece)
+            self._datagrams += 1
+            self._bytes += piece_end - position
+            if self._slip > 0.0:
+                worked_off = (piece_end - position) * 8 / self.mux_rate * self.catchup_overspeed
+                self._slip = max(0.0, self._slip - worked_off)
+            position = piece_end
+
+    def _wait(self, byte_offset: int) -> None:
+        deadline = self.deadline(byte_offset)
+        now = self.clock.monotonic()
+        ahead = deadline - now
+        if ahead > self.send_ahead:
+            self._sleep(ahead)
+            return
+        late = -ahead
+        if late <= 0.0:
+            return
+        self._max_late = max(self._max_late, late)
+        if late > self.catchup_window / 10:
+            self._late_sends += 1
+        if late > self.catchup_window:
+            self._slip += late
+            self._reanchors += 1
+            logger.warning(
+                "pacing %.3f s behind: re-anchored instead of bursting; slip now %.3f s, "
+                "recovered at %.0f %% overspeed",
+                late,
+                self._slip,
+                self.catchup_overspeed * 100,
+            )
+
+    @property
+    def stats(self) -> PacerStats:
+        elapsed = 0.0 if self._t0 is None else self.clock.monotonic() - self._t0
+        return PacerStats(
+            datagrams=self._datagrams,
+            bytes=self._bytes,
+            max_late=self._max_late,
+            late_sends=self._late_sends,
+            reanchors=self._reanchors,
+            slip=self._slip,
+            elapsed=elapsed,
+        )
+
+
+# -- replaying a recorded TS ------------------------------------------------------
+
+_VIDEO_STREAM_TYPES = {0x01, 0x02, 0x10, 0x1B, 0x24}
+
+
+def _psi_section(packet: bytes) -> bytes | None:
+    if not packet[1] & 0x40:  # payload_unit_start_indicator
+        return None
+    start = 4
+    if packet[3] & 0x20:
+        start += 1 + packet[4]
+    if start >= TS_PACKET:
+        return None
+    start += 1 + packet[start]  # pointer_field
+    return packet[start:]
+
+
+def _video_pid(data: bytes) -> int | None:
+    """The first video PID of the first programme (from PAT and PMT in the first packets)."""
+    pmt_pid = None
+    for pos in range(0, min(len(data), 2000 * TS_PACKET), TS_PACKET):
+        packet = data[pos : pos + TS_PACKET]
+        pid = (packet[1] & 0x1F) << 8 | packet[2]
+        section = _psi_section(packet)
+        if section is None:
+            continue
+        if pid == 0 and pmt_pid is None and section[0] == 0x00:
+            length = (section[1] & 0x0F) << 8 | section[2]
+            for entry in range(8, 3 + length - 4, 4):
+                program = section[entry] << 8 | section[entry + 1]
+                if program != 0:
+                    pmt_pid = (section[entry + 2] & 0x1F) << 8 | section[entry + 3]
+                    break
+        elif pid == pmt_pid and section[0] == 0x02:
+            length = (section[1] & 0x0F) << 8 | section[2]
+            info = (section[10] & 0x0F) << 8 | section[11]
+            entry = 12 + info
+            while entry + 5 <= 3 + length - 4:
+                stream_type = section[entry]
+                es_pid = (section[entry + 1] & 0x1F) << 8 | section[entry + 2]
+                if stream_type in _VIDEO_STREAM_TYPES:
+                    return es_pid
+                entry += 5 + ((section[entry + 3] & 0x0F) << 8 | section[entry + 4])
+            return None
+    return None
+
+
+def _is_idr(packet: bytes, video_pid: int) -> bool:
+    """A video packet starting a PES with random_access_indicator set."""
+    pid = (packet[1] & 0x1F) << 8 | packet[2]
+    return (
+        pid == video_pid
+        and bool(packet[1] & 0x40)
+        and bool(packet[3] & 0x20)
+        and packet[4] > 0
+        and bool(packet[5] & 0x40)
+    )
+
+
+def _pcr_base(packet: bytes) -> int | None:
+    if not packet[3] & 0x20 or packet[4] < 7 or not packet[5] & 0x10:
+        return None
+    return packet[6] << 25 | packet[7] << 17 | packet[8] << 9 | packet[9] << 1 | packet[10] >> 7
+
+
+def replay_chunks(
+    source: Path | bytes,
+    *,
+    mux_rate: int,
+    packets_per_chunk: int = 7,
+    start_frame: int = 0,
+    byte_offset: int = 0,
+    loops: int = 1,
+) -> Iterator[TsChunk]:
+    """A recorded CBR TS as engine-like chunks, to rehearse outputs without the engine.
+
+    Chunks are ``packets_per_chunk`` packets, cut additionally before every IDR
+    packet of the video PID so IDR chunks start on the IDR; frames follow from
+    the byte position at the mux rate (CBR). ``loops`` repeats the recording
+    (timestamps then jump, which is fine for pacing and output tests).
+    """
+    data = source if isinstance(source, bytes) else source.read_bytes()
+    if len(data) % TS_PACKET or (data and data[0] != SYNC_BYTE):
+        raise ValueError("not a 188-byte-packet transport stream")
+    video_pid = _video_pid(data)
+    total = len(data) // TS_PACKET
+    idr_packets = (
+        set()
+        if video_pid is None
+        else {
+            n for n in range(total) if _is_idr(data[n * TS_PACKET : (n + 1) * TS_PACKET], video_pid)
+        }
+    )
+    offset = byte_offset
+    for _ in range(loops):
+        n = 0
+        while n < total:
+            stop = min(total, n + packets_per_chunk)
+            cut = next((k for k in range(n + 1, stop) if k in idr_packets), stop)
+            chunk_data = data[n * TS_PACKET : cut * TS_PACKET]
+            pcr = None
+            for k in range(n, cut):
+                pcr = _pcr_base(data[k * TS_PACKET : (k + 1) * TS_PACKET])
+                if pcr is not None:
+                    break
+            yield TsChunk(
+                data=chunk_data,
+                byte_offset=offset,
+                frame=start_frame + (offset - byte_offset) * 8 * FPS // mux_rate,
+                idr=n in idr_packets,
+                pcr_90k=pcr,
+            )
+            offset += len(chunk_data)
+            n = cut
