@@ -170,21 +170,13 @@ def eit_present_following(
     2 s per channel, so it encodes only the two events it sends.
     """
     present, following = present_following(events, now)
-    loops = [
-        b""
-        if present is None
-        else encode_event(
-            present, running_status=RunningStatus.RUNNING, language=language, encoding=encoding
-        ),
-        b""
-        if following is None
-        else encode_event(
-            following,
-            running_status=RunningStatus.NOT_RUNNING,
-            language=language,
-            encoding=encoding,
-        ),
-    ]
+
+    def code(event: SiEvent | None, status: RunningStatus) -> bytes:
+        if event is None:
+            return b""
+        return encode_event(event, running_status=status, language=language, encoding=encoding)
+
+    loops = [code(present, RunningStatus.RUNNING), code(following, RunningStatus.NOT_RUNNING)]
     chosen = check_version(version) if version is not None else content_version(*loops)
     return [
         _eit_section(

@@ -123,6 +123,17 @@ def test_reassembler_drops_a_section_after_a_lost_packet() -> None:
     assert reader.continuity_errors == 1
 
 
+def test_reassembler_skips_adaptation_fields() -> None:
+    # A packet may carry an adaptation field (adaptation_field_control 11) before the
+    # payload; build one by hand: 20 bytes of adaptation field, then pointer + section.
+    section = tdt(NOW)
+    adaptation = bytes((19,)) + b"\x00" + b"\xff" * 18
+    payload = b"\x00" + section
+    packet = bytes((0x47, 0x40, 0x14, 0x30)) + adaptation + payload
+    packet += b"\xff" * (188 - len(packet))
+    assert reassemble(TDT_PID, [packet]) == [section]
+
+
 # --- FFmpeg as an independent SDT reader ---------------------------------------
 
 

@@ -63,9 +63,26 @@ def test_annex_c_mjd_examples() -> None:
     # EN 300 468 Annex C worked example: MJD 45 218 is 1982-09-06.
     assert date_from_mjd(45218) == date(1982, 9, 6)
     assert mjd_from_date(date(1982, 9, 6)) == 45218
-    # MJD 0xD928 = 55 592 is 2011-01-31 (as read from a 2011 broadcast TDT).
+    # MJD 0xD928 = 55 592 is 2011-01-31 (the published vector from the task brief).
     assert date_from_mjd(0xD928) == date(2011, 1, 31)
     assert mjd_from_date(date(2011, 1, 31)) == 0xD928
+
+
+def annex_c_mjd(day: date) -> int:
+    """EN 300 468 Annex C's own formula, written out independently of our implementation."""
+    leap = 1 if day.month in (1, 2) else 0
+    year = day.year - 1900
+    return (
+        14956 + day.day + int((year - leap) * 365.25) + int((day.month + 1 + leap * 12) * 30.6001)
+    )
+
+
+def test_mjd_agrees_with_the_annex_c_formula() -> None:
+    # Annex C states its formulae for 1900-03-01 .. 2100-02-28; check every day from 1990.
+    day = date(1990, 1, 1)
+    while day < date(2038, 4, 23):
+        assert mjd_from_date(day) == annex_c_mjd(day), day
+        day += timedelta(days=1)
 
 
 def test_annex_c_duration_example() -> None:

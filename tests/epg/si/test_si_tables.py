@@ -63,7 +63,7 @@ def lessons(days: int = 8, per_day: int = 14, description: str = "") -> list[SiE
 
 
 def test_tdt_published_example() -> None:
-    # The TDT example widely quoted from DVB analyser documentation:
+    # The published TDT vector from the task brief:
     # 70 70 05 D4 9B 13 25 03 = 2007-11-23 13:25:03 UTC (MJD 0xD49B = 54427).
     published = bytes.fromhex("70 70 05 d4 9b 13 25 03")
     moment = datetime(2007, 11, 23, 13, 25, 3, tzinfo=UTC)
