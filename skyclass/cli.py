@@ -17,6 +17,7 @@ from rich.console import Console
 
 import channels.cli
 import grading.cli
+import ingest.cli
 from core.errors import BadInputError, SkyclassError
 from skyclass import __version__
 from skyclass.database import current_revisions, head_revisions, upgrade
@@ -82,6 +83,7 @@ def db_current(ctx: typer.Context) -> None:
 app.add_typer(db_app, name="db")
 grading.cli.register(app)
 channels.cli.register(app)
+ingest.cli.register(app)
 
 # The main job lives in its own module; import after the app exists.
 import skyclass.demo  # noqa: E402
