@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 import channels.cli
+import epg.cli
 import grading.cli
 import ingest.cli
 from core.errors import BadInputError, SkyclassError
@@ -83,12 +84,17 @@ def db_current(ctx: typer.Context) -> None:
 app.add_typer(db_app, name="db")
 grading.cli.register(app)
 channels.cli.register(app)
+epg.cli.register(app)
 ingest.cli.register(app)
 
 # The main job lives in its own module; import after the app exists.
 import skyclass.demo  # noqa: E402
 
 skyclass.demo.register(app)
+
+import skyclass.web  # noqa: E402
+
+skyclass.web.register(app)
 
 
 def main(argv: list[str] | None = None, *, obj: Runtime | None = None) -> int:

@@ -1,0 +1,169 @@
+"""The EPG pull API for provincial broadcasters (FastAPI router).
+
+GET /epg/{channel_id}.xml and GET /epg/xmltv.xml?channels=…&days=… return
+XMLTV for the channels a partner's X-API-Key may see: 401 without a valid key,
+403 for any other channel. Responses carry a strong ETag of the XML bytes
+(If-None-Match → 304) and are gzipped per response when the client accepts it.
+
+Rendered guides are cached by (channels, first day, days, schedule stamp): the
+stamp is the newest schedule version, so any load or rollback misses the cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+
+from epg.context import EpgServices
+from epg.partners import Partner
+from epg.schedule import broadcast_date_of
+
+logger = logging.getLogger(__name__)
+
+XML_MEDIA_TYPE = "application/xml; charset=utf-8"
+MAX_DAYS = 14
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Rendered:
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+
+class GuideCache:
+    """A small thread-safe LRU of rendered guides (size 0 turns it off)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[object, ...], _Rendered] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> _Rendered | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: tuple[object, ...], item: _Rendered) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = item
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def _accepts_gzip(header: str | None) -> bool:
+    for part in (header or "").split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() in ("gzip", "*"):
+            q = params.strip().lower()
+            return not (q.startswith("q=") and float(q[2:] or 0) == 0)
+    return False
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    bare = etag.strip('"')
+    for candidate in if_none_match.split(","):
+        tag = candidate.strip().removeprefix("W/").strip('"').removesuffix("-gzip")
+        if tag == "*" or tag == bare:
+            return True
+    return False
+
+
+def make_router(services: EpgServices, *, cache_size: int = 64) -> APIRouter:
+    router = APIRouter(prefix="/epg", tags=["epg"])
+    cache = GuideCache(cache_size)
+
+    def partner(
+        x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None,
+    ) -> Partner:
+        if not x_api_key:
+            raise HTTPException(
+                401,
+                "send your partner key in the X-API-Key header",
+                headers={"WWW-Authenticate": "X-API-Key"},
+            )
+        found = services.partners.authenticate(x_api_key)
+        if found is None:
+            raise HTTPException(
+                401,
+                "unknown or revoked API key: ask the 播控中心 for a new one",
+                headers={"WWW-Authenticate": "X-API-Key"},
+            )
+        return found
+
+    def guide(
+        request: Request, who: Partner, channel_ids: list[str], first: date | None, days: int
+    ) -> Response:
+        denied = [c for c in channel_ids if not who.may_see(c)]
+        if denied:
+            raise HTTPException(403, f"key of {who.name} may not see {', '.join(denied)}")
+        unknown = [c for c in channel_ids if services.runtime.registry.find(c) is None]
+        if unknown:
+            raise HTTPException(404, f"no channel {', '.join(unknown)}")
+        runtime = services.runtime
+        start = first or broadcast_date_of(runtime.clock.now(), runtime.zone)
+        key = (tuple(sorted(set(channel_ids))), start, days, services.schedules.stamp())
+        rendered = cache.get(key)
+        if rendered is None:
+            document = services.xmltv.export(channel_ids, start, days)
+            rendered = _Rendered(
+                body=document.body,
+                gzipped=gzip.compress(document.body, compresslevel=6, mtime=0),
+                etag=document.etag,
+            )
+            cache.put(key, rendered)
+        use_gzip = _accepts_gzip(request.headers.get("accept-encoding"))
+        etag = rendered.etag[:-1] + '-gzip"' if use_gzip else rendered.etag
+        headers = {
+            "ETag": etag,
+            "Vary": "Accept-Encoding, X-API-Key",
+            "Cache-Control": "private, max-age=60",
+        }
+        if _matches(request.headers.get("if-none-match"), rendered.etag):
+            return Response(status_code=304, headers=headers)
+        if use_gzip:
+            headers["Content-Encoding"] = "gzip"
+        return Response(
+            content=rendered.gzipped if use_gzip else rendered.body,
+            media_type=XML_MEDIA_TYPE,
+            headers=headers,
+        )
+
+    @router.get("/xmltv.xml", response_class=Response)
+    def all_channels(
+        request: Request,
+        who: Annotated[Partner, Depends(partner)],
+        channels: Annotated[str | None, Query(description="ids, comma separated")] = None,
+        days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 7,
+        start: Annotated[date | None, Query(alias="from")] = None,
+    ) -> Response:
+        """XMLTV for several channels (default: every channel the key may see)."""
+        wanted = [c.strip() for c in channels.split(",") if c.strip()] if channels else []
+        return guide(request, who, wanted or list(who.channels), start, days)
+
+    @router.get("/{channel_id}.xml", response_class=Response)
+    def one_channel(
+        request: Request,
+        channel_id: str,
+        who: Annotated[Partner, Depends(partner)],
+        days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 7,
+        start: Annotated[date | None, Query(alias="from")] = None,
+    ) -> Response:
+        """XMLTV for one channel."""
+        return guide(request, who, [channel_id], start, days)
+
+    return router
