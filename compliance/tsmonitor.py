@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from compliance.pes import (
     PCR_MODULUS,
+    PesHeader,
     TimestampUnwrapper,
     parse_pes_header,
     pes_header_size,
@@ -60,6 +61,8 @@ from core.errors import BadInputError
 __all__ = [
     "CheckResult",
     "Finding",
+    "PesHeader",
+    "PesSink",
     "PidStats",
     "Program",
     "SectionCollector",
@@ -83,6 +86,9 @@ _SI_PIDS = frozenset({0x0000, 0x0001, 0x0010, 0x0011, 0x0012, 0x0013, 0x0014})
 
 SectionSink = Callable[[int, bytes], None]
 """Receives (pid, section) for every complete section with a good CRC on a subscribed PID."""
+
+PesSink = Callable[[int, PesHeader, int], None]
+"""Receives (pid, header, packet_index) for every PES header, e.g. to follow video PTS."""
 
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -212,11 +218,17 @@ class _Batch:
     has_payload: Bools
     payload_start: I64
     cc_error: Bools
+    repeat: Bools  # an allowed duplicate packet: counted, but its payload is not used again
     times: F64
 
 
 class TsMonitor:
-    """Feed it transport stream bytes in any chunk sizes; ask for `report()` at any time."""
+    """Feed it transport stream bytes in any chunk sizes; ask for `report()` at any time.
+
+    `on_section` with `section_pids` (or `subscribe_sections`) hands complete, CRC-valid
+    PSI/SI sections to other code, such as an EIT decoder, without this module knowing
+    their tables; `on_pes` hands over every PES header (stream_id, PTS, DTS).
+    """
 
     def __init__(
         self,
@@ -224,6 +236,7 @@ class TsMonitor:
         *,
         on_section: SectionSink | None = None,
         section_pids: Iterable[int] = (),
+        on_pes: PesSink | None = None,
     ) -> None:
         self.config = config or TsMonitorConfig()
         self._log = FindingLog(self.config.max_examples)
@@ -267,6 +280,7 @@ class TsMonitor:
         # PES
         self._pes: dict[int, _PesState] = {}
         self._pending: dict[int, _Pending] = {}
+        self._on_pes = on_pes
         if on_section is not None:
             self.subscribe_sections(section_pids, on_section)
 
@@ -389,6 +403,7 @@ class TsMonitor:
             has_payload=((afc & 1) != 0) & (payload_start < PACKET_SIZE),
             payload_start=payload_start,
             cc_error=np.zeros(n, np.bool_),
+            repeat=np.zeros(n, np.bool_),
             times=np.full(n, np.nan),
         )
         self._pid_packets += np.bincount(pid, minlength=8192)
@@ -442,12 +457,9 @@ class TsMonitor:
         prev_duplicate[1:] = duplicate[:-1]
         prev_duplicate[first] = self._last_dup[spid[first]]
         expected = np.where(payload, (prev + 1) & 0x0F, prev)
-        error = (
-            (prev >= 0)
-            & ~discontinuity[order]
-            & (cc != expected)
-            & ~(duplicate & ~prev_duplicate)  # one repeat of a packet is allowed
-        )
+        allowed_repeat = duplicate & ~prev_duplicate  # one repeat of a packet is allowed
+        error = (prev >= 0) & ~discontinuity[order] & (cc != expected) & ~allowed_repeat
+        batch.repeat[order[allowed_repeat]] = True
         last = np.empty(len(order), np.bool_)
         last[:-1] = first[1:]
         last[-1] = True
@@ -718,7 +730,7 @@ class TsMonitor:
                     byte_offset=offset,
                     pid=pid,
                 )
-        if scrambled or not batch.has_payload[i]:
+        if scrambled or not batch.has_payload[i] or batch.repeat[i]:
             return
         assembler = self._assemblers.get(pid)
         if assembler is None:
@@ -867,6 +879,7 @@ class TsMonitor:
             & batch.pusi
             & batch.has_payload
             & ~batch.scrambled
+            & ~batch.repeat
             & (batch.pid != NULL_PID)
             & (batch.pid != 0)
             & (start <= PACKET_SIZE - 3)
@@ -900,7 +913,7 @@ class TsMonitor:
             if not batch.good[i] or batch.cc_error[i] or batch.pusi[i]:
                 del self._pending[pid]  # the header cannot be completed
                 return
-            if not batch.has_payload[i]:
+            if not batch.has_payload[i] or batch.repeat[i]:
                 continue
             pending.data += batch.data[
                 i * PACKET_SIZE + int(batch.payload_start[i]) : (i + 1) * PACKET_SIZE
@@ -917,6 +930,8 @@ class TsMonitor:
             return
         state = self._pes.setdefault(pid, _PesState())
         state.pes_packets += 1
+        if self._on_pes is not None:
+            self._on_pes(pid, header, pending.packet_index)
         if header.pts is None:
             return
         index, offset, t = pending.packet_index, pending.byte_offset, pending.t
@@ -1035,7 +1050,7 @@ class TsMonitor:
             return found
         if self._pid_packets[0] == 0:
             add(Check.PAT_ERROR, "no packet on PID 0 (no PAT) in the stream", 0)
-        if not self._pcr:
+        if not self._pcr and not any(p.pcr_pid is not None for p in self._programs.values()):
             add(Check.PCR_REPETITION_ERROR, "no PCR in the stream")
         end = self._last_t
         if end is not None:
@@ -1061,7 +1076,10 @@ class TsMonitor:
                 if presence.ref is not None and end - presence.ref > cfg.pid_timeout_s * PCR_HZ:
                     silent = (end - presence.ref) / PCR_HZ
                     add(Check.PID_ERROR, f"PID {pid} absent for the last {silent:.3f} s", pid)
+            declared = {s.pid for p in self._programs.values() for s in p.streams}
             for pid, pes in self._pes.items():
+                if declared and pid not in declared:
+                    continue  # a stream the PMT has dropped is allowed to stop
                 last = pes.last_pts_t
                 if last is not None and end - last > cfg.pts_interval_ms * PCR_HZ / 1000:
                     silent_ms = (end - last) * 1000 / PCR_HZ
