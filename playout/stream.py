@@ -11,10 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.errors import BadInputError, SkyclassError
+
 TS_PACKET = 188
 SYNC_BYTE = 0x47
 NULL_PID = 0x1FFF
 UDP_PAYLOAD = 7 * TS_PACKET  # 1316 bytes per datagram
+
+
+class PlayoutError(SkyclassError):
+    """Playout could not do what was asked (the engine itself never stops on bad media)."""
+
+
+class PlayoutInputError(PlayoutError, BadInputError):
+    """The operator asked for something impossible (unknown channel, bad --start, no rundown)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,233 @@
+"""The as-run ledger (播出记录): what actually aired, durable before anything else.
+
+Playout appends one JSON line per event to a local journal and fsyncs it; it
+never waits on the database. Each line carries the SHA-256 of the previous
+line's hash and its own content, so a deleted or edited line breaks the chain
+and ``verify()`` says where. ``sync_to_db`` copies new lines into the
+append-only ``asrun`` table (idempotent: keyed by channel and sequence number),
+which compliance audits build on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from core.errors import SkyclassError
+from core.orm import Base, UtcDateTime
+
+logger = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+
+
+class LedgerError(SkyclassError):
+    """The journal is unreadable or its hash chain is broken."""
+
+
+class AsRunOutcome(StrEnum):
+    AIRED = "aired"  # played as scheduled (possibly late, as the times show)
+    SUBSTITUTED = "substituted"  # its media was bad: filler or slate played instead
+    TRUNCATED = "truncated"  # cut short (hard start, damaged media, end of run)
+    SKIPPED = "skipped"  # did not air at all
+
+
+@dataclass(frozen=True, kw_only=True)
+class AsRunRecord:
+    """One event as it aired; frames are channel-timeline frames at 25 fps."""
+
+    channel_id: str
+    event_id: str
+    event_type: str
+    scheduled_frame: int
+    actual_frame: int
+    scheduled_start: datetime  # aware UTC
+    actual_start: datetime  # aware UTC
+    scheduled_frames: int
+    duration_frames: int
+    asset_id: str | None
+    sha256: str | None
+    outcome: AsRunOutcome
+    reason: str = ""
+    ad_break: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["scheduled_start"] = self.scheduled_start.isoformat()
+        data["actual_start"] = self.actual_start.isoformat()
+        data["outcome"] = self.outcome.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AsRunRecord:
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        fields["scheduled_start"] = datetime.fromisoformat(data["scheduled_start"])
+        fields["actual_start"] = datetime.fromisoformat(data["actual_start"])
+        fields["outcome"] = AsRunOutcome(data["outcome"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JournalEntry:
+    seq: int
+    prev: str
+    hash: str
+    record: AsRunRecord
+
+
+def _entry_hash(prev: str, seq: int, record: dict[str, Any]) -> str:
+    body = json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{prev}|{seq}|{body}".encode()).hexdigest()
+
+
+def journal_path(var_dir: Path, channel_id: str) -> Path:
+    """Where a channel's journal lives: var/asrun/<channel>.jsonl."""
+    return var_dir / "asrun" / f"{channel_id}.jsonl"
+
+
+class AsRunLedger:
+    """Append-only, fsynced, hash-chained JSON-lines journal for one channel."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seq = 0
+        self._last = GENESIS
+        for entry in self.entries():
+            self._seq, self._last = entry.seq, entry.hash
+
+    def append(self, record: AsRunRecord) -> JournalEntry:
+        """Write one record durably (fsync) before returning."""
+        seq, prev = self._seq + 1, self._last
+        data = record.as_json()
+        digest = _entry_hash(prev, seq, data)
+        line = json.dumps(
+            {"seq": seq, "prev": prev, "hash": digest, "record": data},
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._seq, self._last = seq, digest
+        return JournalEntry(seq=seq, prev=prev, hash=digest, record=record)
+
+    def entries(self) -> Iterator[JournalEntry]:
+        """Every complete line, in order; a torn last line (crash mid-write) is ignored."""
+        if not self.path.exists():
+            return
+        with self.path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.endswith("\n"):
+                    logger.warning("%s: line %d is incomplete (crash?): ignored", self.path, number)
+                    return
+                try:
+                    raw = json.loads(line)
+                    yield JournalEntry(
+                        seq=int(raw["seq"]),
+                        prev=str(raw["prev"]),
+                        hash=str(raw["hash"]),
+                        record=AsRunRecord.from_json(raw["record"]),
+                    )
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise LedgerError(
+                        f"{self.path}: line {number} is not an as-run entry ({exc}): the "
+                        "journal was edited; restore it from backup or the database"
+                    ) from None
+
+    def records(self) -> list[AsRunRecord]:
+        return [entry.record for entry in self.entries()]
+
+    def verify(self) -> int:
+        """Check the hash chain; return the number of entries or raise LedgerError."""
+        prev, count = GENESIS, 0
+        for entry in self.entries():
+            expected = _entry_hash(prev, entry.seq, entry.record.as_json())
+            if entry.prev != prev or entry.hash != expected or entry.seq != count + 1:
+                raise LedgerError(
+                    f"{self.path}: hash chain broken at entry {entry.seq}: the journal was "
+                    "altered after it was written; audit it against the database copy"
+                )
+            prev, count = entry.hash, count + 1
+        return count
+
+    def sync_to_db(self, sessions: sessionmaker[Session]) -> int:
+        """Copy entries the database lacks into ``asrun``; return how many were added."""
+        entries = list(self.entries())
+        if not entries:
+            return 0
+        channel = entries[0].record.channel_id
+        with sessions() as session, session.begin():
+            done = session.scalar(
+                select(func.max(AsRunRow.seq)).where(AsRunRow.channel_id == channel)
+            )
+            added = 0
+            for entry in entries:
+                if done is not None and entry.seq <= done:
+                    continue
+                session.add(AsRunRow.from_entry(entry))
+                added += 1
+        return added
+
+
+class AsRunRow(Base):
+    """The append-only database copy of the journal (rows are never updated)."""
+
+    __tablename__ = "asrun"
+    __table_args__ = (UniqueConstraint("channel_id", "seq", name="uq_asrun_channel_seq"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(16))
+    scheduled_frame: Mapped[int] = mapped_column(BigInteger)
+    actual_frame: Mapped[int] = mapped_column(BigInteger)
+    scheduled_start: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    actual_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    scheduled_frames: Mapped[int] = mapped_column(BigInteger)
+    duration_frames: Mapped[int] = mapped_column(BigInteger)
+    asset_id: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    ad_break: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    @classmethod
+    def from_entry(cls, entry: JournalEntry) -> AsRunRow:
+        r = entry.record
+        return cls(
+            channel_id=r.channel_id,
+            seq=entry.seq,
+            event_id=r.event_id,
+            event_type=r.event_type,
+            scheduled_frame=r.scheduled_frame,
+            actual_frame=r.actual_frame,
+            scheduled_start=r.scheduled_start,
+            actual_start=r.actual_start,
+            scheduled_frames=r.scheduled_frames,
+            duration_frames=r.duration_frames,
+            asset_id=r.asset_id,
+            sha256=r.sha256,
+            outcome=r.outcome.value,
+            reason=r.reason,
+            ad_break=r.ad_break,
+            prev_hash=entry.prev,
+            hash=entry.hash,
+        )
