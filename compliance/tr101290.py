@@ -206,10 +206,9 @@ class FindingLog:
         pid: int | None = None,
     ) -> None:
         self.add_count(check, 1)
-        if self.wants_examples(check) > 0:
-            self._examples[check].append(
-                _finding(check, message, packet_index, byte_offset, pid),
-            )
+        self.add_example(
+            check, message, packet_index=packet_index, byte_offset=byte_offset, pid=pid
+        )
 
     def add_count(self, check: Check, count: int) -> None:
         """Count findings whose examples the caller adds separately (vectorised checks)."""

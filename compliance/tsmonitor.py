@@ -24,6 +24,7 @@ stream; set `cbr=False` for a VBR recording.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -48,7 +49,6 @@ from compliance.tsmonitor_psi import (
     STREAM_TYPE_NAMES,
     Program,
     SectionAssembler,
-    SectionHandler,
     crc32_mpeg,
     parse_pat,
     parse_pmt,
@@ -734,21 +734,15 @@ class TsMonitor:
             return
         assembler = self._assemblers.get(pid)
         if assembler is None:
-            assembler = SectionAssembler(self._section_handler(pid))
+            assembler = SectionAssembler(functools.partial(self._section, pid))
             self._assemblers[pid] = assembler
         if batch.cc_error[i]:
             assembler.reset()
         self._current = (index, offset, t)
         start = int(batch.payload_start[i])
         assembler.push(
-            batch.data[i * PACKET_SIZE + start : (i + 1) * PACKET_SIZE], bool(batch.pusi[i]), index
+            batch.data[i * PACKET_SIZE + start : (i + 1) * PACKET_SIZE], bool(batch.pusi[i])
         )
-
-    def _section_handler(self, pid: int) -> SectionHandler:
-        def handle(section: bytes, _packet_index: int) -> None:
-            self._section(pid, section)
-
-        return handle
 
     def _interval_check(
         self,

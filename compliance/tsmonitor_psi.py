@@ -171,8 +171,8 @@ def _descriptor_summary(descriptors: bytes) -> tuple[tuple[int, ...], str | None
     return tuple(tags), registration
 
 
-SectionHandler = Callable[[bytes, int], None]
-"""Receives a complete section and the packet index of the packet that completed it."""
+SectionHandler = Callable[[bytes], None]
+"""Receives each complete section, in stream order."""
 
 
 class SectionAssembler:
@@ -188,7 +188,7 @@ class SectionAssembler:
         """Drop a section in progress (after a lost packet it cannot be completed)."""
         self._buffer = None
 
-    def push(self, payload: bytes, pusi: bool, packet_index: int) -> None:
+    def push(self, payload: bytes, pusi: bool) -> None:
         if pusi:
             if not payload:
                 self._buffer = None
@@ -196,14 +196,14 @@ class SectionAssembler:
             pointer = payload[0]
             if self._buffer is not None:
                 self._buffer += payload[1 : 1 + pointer]
-                self._drain(packet_index, final=True)
+                self._drain(final=True)
             self._buffer = bytearray(payload[1 + pointer :])
-            self._drain(packet_index, final=False)
+            self._drain(final=False)
         elif self._buffer is not None:
             self._buffer += payload
-            self._drain(packet_index, final=False)
+            self._drain(final=False)
 
-    def _drain(self, packet_index: int, *, final: bool) -> None:
+    def _drain(self, *, final: bool) -> None:
         """Emit every complete section at the front of the buffer."""
         buffer = self._buffer
         while buffer is not None:
@@ -215,7 +215,7 @@ class SectionAssembler:
             length = 3 + (((buffer[1] & 0x0F) << 8) | buffer[2])
             if len(buffer) < length:
                 break
-            self._handler(bytes(buffer[:length]), packet_index)
+            self._handler(bytes(buffer[:length]))
             del buffer[:length]
         if final:
             self._buffer = None

@@ -405,14 +405,21 @@ def _pes_rows(pk: Packets, pid: int) -> list[int]:
     return np.flatnonzero((_pids(pk) == pid) & ((pk[:, 1] & 0x40) != 0)).tolist()
 
 
+def _ts_field(value: int, marker: int) -> bytes:
+    """A PTS/DTS in its 5-byte marker-bit form (ISO/IEC 13818-1 2.4.3.7)."""
+    return bytes(
+        [
+            (marker << 4) | (((value >> 30) & 0x07) << 1) | 1,
+            (value >> 22) & 0xFF,
+            (((value >> 15) & 0x7F) << 1) | 1,
+            (value >> 7) & 0xFF,
+            ((value & 0x7F) << 1) | 1,
+        ]
+    )
+
+
 def _write_ts(row: Packets, at: int, value: int, marker: int) -> None:
-    row[at : at + 5] = [
-        (marker << 4) | (((value >> 30) & 0x07) << 1) | 1,
-        (value >> 22) & 0xFF,
-        (((value >> 15) & 0x7F) << 1) | 1,
-        (value >> 7) & 0xFF,
-        ((value & 0x7F) << 1) | 1,
-    ]
+    row[at : at + 5] = np.frombuffer(_ts_field(value, marker), np.uint8)
 
 
 def _shift_pes_timestamps(row: Packets, ticks: int) -> None:
@@ -550,3 +557,33 @@ def test_throughput_is_far_above_real_time(clean_ts: bytes) -> None:
     monitor.report()
     rate = len(data) / (time.perf_counter() - started)
     assert rate > 25e6, f"{rate / 1e6:.1f} MB/s"
+
+
+def test_pes_header_split_across_packets_and_batches() -> None:
+    """A unit start whose adaptation field leaves room for only 8 header bytes."""
+    pts, dts = (1 << 33) - 1800, (1 << 33) - 5400
+    pes = b"\x00\x00\x01\xe0\x00\x00\x80\xc0\x0a" + _ts_field(pts, 3) + _ts_field(dts, 1)
+    pes += b"\x00" * 300
+    head = 8
+    af = bytes([183 - head, 0x00]) + b"\xff" * (182 - head)
+    first = bytes([0x47, 0x41, 0x00, 0x30]) + af + pes[:head]
+    rest = pes[head:]
+    second = bytes([0x47, 0x01, 0x00, 0x11]) + rest[:184]
+    third = bytes([0x47, 0x01, 0x00, 0x12]) + rest[184:].ljust(184, b"\xff")
+    null = b"\x47\x1f\xff\x10" + b"\xff" * 184
+    data = null * 5 + first + null + second + third
+    assert len(first) == len(second) == len(third) == 188
+    for cut in (len(data), 6 * 188 + 100):  # the second feed holds the rest of the header
+        assert _pes_headers(data, cut) == [(0xE0, pts, dts)]
+
+
+def _pes_headers(data: bytes, cut: int) -> list[tuple[int, int | None, int | None]]:
+    seen: list[tuple[int, int | None, int | None]] = []
+    monitor = TsMonitor(
+        TsMonitorConfig(batch_bytes=0),
+        on_pes=lambda _pid, h, _index: seen.append((h.stream_id, h.pts, h.dts)),
+    )
+    monitor.feed(data[:cut])
+    monitor.feed(data[cut:])
+    monitor.report()
+    return seen
