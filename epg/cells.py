@@ -124,6 +124,13 @@ def parse_clock(value: CellValue) -> tuple[int, date | None]:
     return whole, carried
 
 
+def _fraction_frames(seconds: Fraction, text: str) -> int:
+    frames = seconds * FPS
+    if frames.denominator != 1:
+        raise CellError(f"duration {text} is not a whole number of frames (40 ms each)")
+    return int(frames)
+
+
 def parse_duration(value: CellValue) -> int:
     """A duration → frames. Seconds as a number, MM:SS, HH:MM:SS(.fff) or HH:MM:SS:FF."""
     if isinstance(value, timedelta):
@@ -133,16 +140,13 @@ def parse_duration(value: CellValue) -> int:
         micro = ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000
         frames = _exact_frames(micro + value.microsecond, f"duration {value.isoformat()}")
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = Fraction(str(value))
-        if seconds * FPS != int(seconds * FPS):
-            raise CellError(f"duration {value} s is not a whole number of frames (40 ms each)")
-        frames = int(seconds * FPS)
+        frames = _fraction_frames(Fraction(str(value)), str(value))
     else:
         text = "" if value is None else str(value).strip()
         parts = text.split(":")
         try:
             if len(parts) == 1:
-                frames = parse_duration(float(text.removesuffix("s")))
+                frames = _fraction_frames(Fraction(text.removesuffix("s")), text)
             elif len(parts) == 4:
                 h, m, s, f = (int(p) for p in parts)
                 if f >= FPS or m > 59 or s > 59:
@@ -154,9 +158,11 @@ def parse_duration(value: CellValue) -> int:
                 seconds = Fraction(parts[-1])
                 if m > 59 or seconds >= 60 or seconds < 0:
                     raise ValueError
-                frames = parse_duration(float(seconds)) + (h * 60 + m) * 60 * FPS
+                frames = _fraction_frames(seconds, text) + (h * 60 + m) * 60 * FPS
             else:
                 raise ValueError
+        except CellError:
+            raise
         except (ValueError, ArithmeticError):
             raise CellError(
                 f"{text!r} is not a duration: write seconds (600) or MM:SS / HH:MM:SS"

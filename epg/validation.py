@@ -321,6 +321,16 @@ def _check_lesson(item: _Parsed, asset: Asset, policy: GradingPolicy, findings: 
                 f"lesson {asset.asset_id} is for {grade}, which channel {channel.id} does not "
                 f"carry ({', '.join(channel.grades)}): schedule it on its grade channel",
             )
+    if grade is None and topic:
+        # A 专题 lesson without a grade airs on any channel: any band's rule will do.
+        if not any(r.allows(asset.duration_seconds) for r in policy.durations.values()):
+            findings.error(
+                row,
+                "asset",
+                f"专题 lesson {asset.asset_id} runs {asset.duration_seconds:.2f} s, outside "
+                "every band's duration rule: re-edit the lesson",
+            )
+        return
     rule_grade = grade or (policy_grade(channel) if channel is not None else None)
     if rule_grade is None:
         return
@@ -337,11 +347,15 @@ def _check_lesson(item: _Parsed, asset: Asset, policy: GradingPolicy, findings: 
 def _place(items: list[_Parsed], zone: ZoneInfo, findings: _Findings) -> None:
     """Give each row of one channel a day and start frame, chaining sequential rows."""
     previous: _Parsed | None = None
+    lost = False  # a broken row hides where the following sequential rows would start
     for item in items:
         row = item.row
         if item.broken or item.duration is None:
-            previous = None  # later sequential rows cannot be placed without guessing
+            previous, lost = None, True
             continue
+        if lost and item.mode is StartMode.SEQUENTIAL and item.start is None:
+            continue  # its position follows a broken row: reported once the row is fixed
+        lost = False
         chained = (
             item.mode is StartMode.SEQUENTIAL
             and previous is not None
