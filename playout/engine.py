@@ -1,0 +1,309 @@
+"""The per-channel playout engine: rundown + house assets → one continuous CBR MPEG-TS.
+
+Everything is remuxed in-process (no ffmpeg per clip, no re-encoding). Video
+is anchored on the channel timeline: timeline frame f is shown at wire PTS
+W(f) = ORIGIN + pts_offset + f·3600, so joins are frame-exact by construction.
+Audio follows an AudioLane: MP2 frames laid back to back, each item shifted by
+at most half an audio frame to stay continuous, silence where there is none, so
+A/V never drifts however many items air.
+
+The output is a pure function of the rundowns, the assets and the start
+position: SI times come from the timeline, never the host clock, and FFmpeg's
+mpegts muxer is deterministic given identical input.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import av
+
+from channels.profiles import HouseProfile, profile_by_name
+from compliance.ledger import AsRunLedger, AsRunRecord
+from core.timecode import FRAME_TICKS
+from epg.rundown import DAY_FRAMES, Rundown, RundownError, rundown_path
+from playout.clip import Gop
+from playout.cues import splice_event_id, splice_insert
+from playout.mux import MUX_SHIFT_TICKS, TsMuxer
+from playout.si_inject import SiScheduler, si_events
+from playout.slate import MP2_FRAME_TICKS, Slate, build_slate, house_decode_delay
+from playout.stream import PlayoutInputError, TsChunk
+from playout.timeline import Play, Timeline
+
+logger = logging.getLogger(__name__)
+
+ORIGIN = 2 * 90_000  # wire PTS of timeline frame 0 (before any test offset)
+HALF_AUDIO = MP2_FRAME_TICKS // 2
+
+
+class AudioLane:
+    """Continuous MP2 audio: at most half a frame of correction per item, silence in gaps."""
+
+    def __init__(self, silence: bytes) -> None:
+        self.silence = silence
+        self.cursor: int | None = None
+
+    def place(self, ideal: int) -> tuple[list[int], int | None]:
+        """Silence frames to insert before, and where a frame meant for ``ideal`` goes."""
+        if self.cursor is None:
+            self.cursor = ideal
+        if ideal + HALF_AUDIO < self.cursor:
+            return [], None  # would overlap what already aired: drop it
+        gaps: list[int] = []
+        while ideal - self.cursor > HALF_AUDIO:
+            gaps.append(self.cursor)
+            self.cursor += MP2_FRAME_TICKS
+        at = self.cursor
+        self.cursor += MP2_FRAME_TICKS
+        return gaps, at
+
+    def fill_to(self, end: int) -> list[int]:
+        """Silence up to a video end (within half a frame)."""
+        if self.cursor is None:
+            self.cursor = end
+        out: list[int] = []
+        while end - self.cursor > HALF_AUDIO:
+            out.append(self.cursor)
+            self.cursor += MP2_FRAME_TICKS
+        return out
+
+
+class PlayoutEngine:
+    """Plays a channel's rundowns; ``chunks()`` yields the transport stream."""
+
+    def __init__(
+        self,
+        rundown: Rundown,
+        *,
+        rundown_dir: Path | None = None,
+        ledger: AsRunLedger | None = None,
+        on_record: Callable[[AsRunRecord], None] | None = None,
+        pts_offset: int = 0,
+    ) -> None:
+        self.rundown = rundown
+        self.service = rundown.service
+        self.profile: HouseProfile = profile_by_name(rundown.service.profile)
+        self.rundown_dir = rundown_dir
+        self.ledger = ledger
+        self._on_record = on_record
+        self.pts_offset = pts_offset
+        self.records: list[AsRunRecord] = []
+        self.slate: Slate = build_slate(self.profile, rundown.slate_text)
+
+    # ------------------------------------------------------------ helpers
+
+    def wire_pts(self, frame: int) -> int:
+        """Unwrapped 90 kHz PTS at which timeline frame ``frame`` is shown."""
+        return ORIGIN + self.pts_offset + frame * FRAME_TICKS
+
+    def wall_clock(self, frame: int) -> datetime:
+        return self.rundown.wall_clock(frame)
+
+    def frame_of(self, start: datetime | int | None) -> int:
+        if start is None:
+            return self.rundown.events[0].start_frame if self.rundown.events else 0
+        if isinstance(start, int):
+            return start
+        if start.tzinfo is None:
+            raise PlayoutInputError(f"--start {start.isoformat()} has no UTC offset: add +08:00")
+        frame = self.rundown.frame_at(start)
+        if not -DAY_FRAMES < frame < 2 * DAY_FRAMES:
+            raise PlayoutInputError(
+                f"--start {start.isoformat()} is not on the rundown's day "
+                f"{self.rundown.broadcast_date}: pass that day's rundown"
+            )
+        return frame
+
+    def _load_day(self, day: int) -> Rundown | None:
+        if self.rundown_dir is None:
+            return None
+        when: date = self.rundown.broadcast_date + timedelta(days=day)
+        path = rundown_path(self.rundown_dir, self.service.channel_id, when)
+        if not path.exists():
+            return None
+        try:
+            return Rundown.load(path)
+        except RundownError as exc:
+            logger.error("%s: next day's rundown unusable: %s", self.service.channel_id, exc)
+            return None
+
+    def _record(self, record: AsRunRecord) -> None:
+        self.records.append(record)
+        if self.ledger is not None:
+            self.ledger.append(record)
+        if self._on_record is not None:
+            self._on_record(record)
+
+    # -------------------------------------------------------------- engine
+
+    def chunks(
+        self, start: datetime | int | None = None, *, duration_frames: int | None = None
+    ) -> Iterator[TsChunk]:
+        """The stream from ``start`` (a frame or an instant); endless unless a duration is set.
+
+        The stream's first bytes lead the picture at ``start`` by the mux delay:
+        pace byte 0 at ``wall_clock(start) - lead_seconds``.
+        """
+        first = self.frame_of(start)
+        end = None if duration_frames is None else first + duration_frames
+        timeline = Timeline(
+            channel_id=self.service.channel_id,
+            profile=self.profile,
+            first=self.rundown,
+            loader=self._load_day,
+            on_record=self._record,
+        )
+        timeline.seek(first)
+        scheduler = SiScheduler(
+            self.service,
+            si_events(timeline.rundowns()),
+            wall_clock=lambda t: (
+                self.wall_clock(0) + timedelta(microseconds=(t - self.wire_pts(0)) * 100 // 9)
+            ),
+            start_90k=self.wire_pts(first) - MUX_SHIFT_TICKS,
+        )
+        known_days = len(timeline.rundowns())
+        muxer = TsMuxer(service=self.service, slate=self.slate, scheduler=scheduler)
+        lane = AudioLane(self.slate.silence)
+        self._last_video_dts: int | None = None
+        self._delay = house_decode_delay(self.profile)
+        pos = first
+        in_break: str | None = None
+        while end is None or pos < end:
+            play = timeline.next(pos)
+            if len(timeline.rundowns()) != known_days:
+                known_days = len(timeline.rundowns())
+                scheduler.set_events(si_events(timeline.rundowns()))
+            if play.ad_break != in_break:
+                # SCTE-35 only at break edges: out where a break starts, in where it ends.
+                if in_break is not None:
+                    scheduler.cue(self._cue(in_break, pos, out=False))
+                if play.ad_break is not None:
+                    scheduler.cue(self._cue(play.ad_break, pos, out=True))
+                in_break = play.ad_break
+            limit = play.frames if end is None else min(play.frames, end - pos)
+            if play.clip is None:
+                played = yield from self._air_slate(muxer, lane, pos, limit)
+                note = ""
+            else:
+                played, note = yield from self._air_clip(muxer, lane, play, pos, limit)
+            timeline.played(play, played, note)
+            pos += played
+        timeline.close(pos, "playout run ended")
+        for at in lane.fill_to(self.wire_pts(pos)):
+            muxer.mux(av.Packet(self.slate.silence), pts=at, dts=at, video=False)
+        yield from muxer.close()
+
+    def _cue(self, ad_break: str, frame: int, *, out: bool) -> bytes:
+        logger.info(
+            "%s: SCTE-35 cue-%s %s at frame %d",
+            self.service.channel_id,
+            "out" if out else "in",
+            ad_break,
+            frame,
+        )
+        return splice_insert(
+            event_id=splice_event_id(ad_break, out),
+            pts_90k=self.wire_pts(frame),
+            out_of_network=out,
+        )
+
+    def _video(self, muxer: TsMuxer, packet: av.Packet, pts: int, dts: int, frame: int) -> None:
+        muxer.mux(packet, pts=pts, dts=dts, video=True, frame=frame)
+        self._last_video_dts = dts
+
+    def _slate_frames(
+        self, muxer: TsMuxer, lane: AudioLane, pos: int, count: int
+    ) -> Iterator[TsChunk]:
+        frames = self.slate.video_frames
+        for k in range(count):
+            pts = self.wire_pts(pos + k)
+            packet = av.Packet(frames[(pos + k) % len(frames)])
+            packet.is_keyframe = True
+            self._video(muxer, packet, pts, pts - self._delay * FRAME_TICKS, pos + k)
+            for at in lane.fill_to(pts + FRAME_TICKS):
+                muxer.mux(av.Packet(self.slate.silence), pts=at, dts=at, video=False)
+            if k % 25 == 24:
+                yield from muxer.drain()
+        yield from muxer.drain()
+
+    def _air_slate(
+        self, muxer: TsMuxer, lane: AudioLane, pos: int, frames: int
+    ) -> Iterator[TsChunk]:
+        yield from self._slate_frames(muxer, lane, pos, frames)
+        return frames
+
+    def _air_clip(
+        self, muxer: TsMuxer, lane: AudioLane, play: Play, pos: int, limit: int
+    ) -> Iterator[TsChunk]:
+        assert play.clip is not None
+        done = 0
+        damaged = 0
+        carry: list[tuple[int, av.Packet]] = []  # audio at a GOP's very end, for the next GOP
+        for gop in play.clip.gops(play.first_gop):
+            if done >= limit:
+                break
+            if gop.damaged:
+                damaged += 1
+                logger.warning(
+                    "%s: %s GOP %d damaged (%s): skipped to the next IDR",
+                    self.service.channel_id,
+                    play.clip.media.asset_id,
+                    gop.index,
+                    gop.damaged,
+                )
+                continue
+            done += yield from self._air_gop(muxer, lane, gop, pos + done, carry)
+        note = f"{damaged} damaged GOPs skipped" if damaged else ""
+        return done, note
+
+    def _air_gop(
+        self,
+        muxer: TsMuxer,
+        lane: AudioLane,
+        gop: Gop,
+        pos: int,
+        carry: list[tuple[int, av.Packet]],
+    ) -> Iterator[TsChunk]:
+        first = gop.video[0]
+        tb = first.time_base
+        scale = None if tb is None or (tb.numerator, tb.denominator) == (1, 90_000) else tb
+
+        def ticks(value: int) -> int:
+            if scale is None:
+                return value
+            return value * scale.numerator * 90_000 // scale.denominator
+
+        first_pts = min(ticks(int(p.pts)) for p in gop.video)
+        delay = max(0, (first_pts - ticks(int(first.dts))) // FRAME_TICKS)
+        shim = 0
+        start_dts = self.wire_pts(pos) - (first_pts - ticks(int(first.dts)))
+        if self._last_video_dts is not None and start_dts <= self._last_video_dts:
+            # This item reorders deeper than what came before: slate frames keep DTS rising.
+            shim = -(-(self._last_video_dts - start_dts + 1) // FRAME_TICKS)
+            yield from self._slate_frames(muxer, lane, pos, shim)
+            pos += shim
+        self._delay = delay
+        offset = self.wire_pts(pos) - first_pts
+        for packet in gop.video:
+            pts = ticks(int(packet.pts)) + offset
+            frame = pos + (pts - self.wire_pts(pos)) // FRAME_TICKS
+            self._video(muxer, packet, pts, ticks(int(packet.dts)) + offset, frame)
+        end = self.wire_pts(pos + gop.frames)
+        audio = [(ideal, p) for ideal, p in carry]
+        carry.clear()
+        audio += [(ticks(int(p.pts)) + offset, p) for p in gop.audio]
+        for ideal, packet in audio:
+            if ideal > end - HALF_AUDIO:
+                carry.append((ideal, packet))  # belongs to the next GOP, if this item has one
+                continue
+            gaps, at = lane.place(ideal)
+            for gap in gaps:
+                muxer.mux(av.Packet(self.slate.silence), pts=gap, dts=gap, video=False)
+            if at is not None:
+                muxer.mux(packet, pts=at, dts=at, video=False)
+        yield from muxer.drain()
+        return shim + gop.frames

@@ -1,0 +1,247 @@
+"""One persistent CBR mpegts muxer per channel (PyAV), and what happens to its bytes.
+
+FFmpeg's mpegts muxer writes into an in-memory sink at the channel's mux rate,
+padding with null packets. Its output is then post-processed with numpy, packet
+by packet but without a Python loop per packet:
+
+* FFmpeg's SDT (no EIT flags, no GB2312 name) is turned into null packets and
+  ours (epg.si) is sent instead;
+* each PMT gets the SCTE-35 PID and CUEI registration (playout.cues);
+* null packets are replaced by due SI and cue packets (playout.si_inject);
+* the bytes are cut into TsChunks at IDR starts for the pacer and HLS.
+
+Timing: FFmpeg, given ``max_delay`` D (and no copyts), adds 2·D to every
+timestamp and starts the PCR at the first DTS + D, so DTS leads PCR by D: the
+T-STD buffer is filled D ahead. Callers pass wire timestamps ("W"), this
+module subtracts the shift. Timestamps are unbounded ints; FFmpeg writes them
+modulo 2^33, so the 26.5 h wrap needs nothing special.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import deque
+from fractions import Fraction
+from itertools import pairwise
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from epg.rundown import RundownService
+from playout.cues import patch_pmt
+from playout.si_inject import SiScheduler
+from playout.slate import Slate
+from playout.stream import NULL_PID, TS_PACKET, PlayoutError, TsChunk
+
+logger = logging.getLogger(__name__)
+
+MUX_DELAY_TICKS = 45_000  # D = 0.5 s of T-STD lead (the SD house VBV is 0.46 s)
+MUX_SHIFT_TICKS = 2 * MUX_DELAY_TICKS  # what FFmpeg adds to every timestamp
+PMT_PID = 0x1000
+VIDEO_PID = 0x0100
+AUDIO_PID = 0x0101
+SDT_PID = 0x0011
+TB_90K = Fraction(1, 90_000)
+NULL_PACKET = bytes((0x47, 0x1F, 0xFF, 0x10)) + b"\xff" * 184
+
+
+class _Sink(io.RawIOBase):
+    """Where FFmpeg's avio writes: an append-only byte buffer the muxer drains."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.buffer += data
+        return len(data)
+
+
+class TsMuxer:
+    """Mux rebased house packets; drain CBR TsChunks with SI in the null slots."""
+
+    def __init__(self, *, service: RundownService, slate: Slate, scheduler: SiScheduler) -> None:
+        self.mux_rate = service.mux_rate
+        self._scheduler = scheduler
+        self._sink = _Sink()
+        self._out = av.open(
+            self._sink,
+            mode="w",
+            format="mpegts",
+            options={
+                "muxrate": str(service.mux_rate),
+                "pcr_period": "20",
+                "pat_period": "0.08",
+                "sdt_period": "10",
+                "max_delay": str(MUX_DELAY_TICKS * 100 // 9),  # microseconds
+                "mpegts_copyts": "0",
+                "avoid_negative_ts": "disabled",
+                "mpegts_service_id": str(service.service_id),
+                "mpegts_original_network_id": str(service.original_network_id),
+                "mpegts_transport_stream_id": str(service.transport_stream_id),
+                "mpegts_pmt_start_pid": str(PMT_PID),
+                "mpegts_start_pid": str(VIDEO_PID),
+                "mpegts_flags": "system_b",
+                "tables_version": "0",
+                "flush_packets": "1",
+            },
+        )
+        self._out.metadata["service_name"] = service.name_zh
+        self._out.metadata["service_provider"] = service.provider_zh
+        with av.open(io.BytesIO(slate.template_ts)) as template:
+            self.video = self._out.add_stream_from_template(template.streams.video[0])
+            self.audio = self._out.add_stream_from_template(template.streams.audio[0])
+        self.video.time_base = TB_90K
+        self.audio.time_base = TB_90K
+        self._tail = b""
+        self.byte_offset = 0  # bytes handed out so far
+        self._pcr_anchor: tuple[int, int] | None = None  # (byte offset, PCR base 90 kHz)
+        self._idr_frames: deque[int] = deque()
+        self._last_frame = 0
+        self._pmt_cache: dict[bytes, bytes] = {}
+        self._last_dts = {"video": -(1 << 62), "audio": -(1 << 62)}
+
+    # ---------------------------------------------------------------- input
+
+    def mux(self, packet: av.Packet, *, pts: int, dts: int, video: bool, frame: int = 0) -> None:
+        """Mux one packet at wire timestamps (90 kHz, unwrapped)."""
+        kind = "video" if video else "audio"
+        if dts <= self._last_dts[kind]:
+            raise PlayoutError(
+                f"{kind} DTS {dts} does not advance past {self._last_dts[kind]}: a timeline bug"
+            )
+        self._last_dts[kind] = dts
+        packet.stream = self.video if video else self.audio
+        packet.time_base = TB_90K
+        packet.pts = pts - MUX_SHIFT_TICKS
+        packet.dts = dts - MUX_SHIFT_TICKS
+        if video and packet.is_keyframe:
+            self._idr_frames.append(frame)
+        self._out.mux(packet)
+
+    def close(self) -> list[TsChunk]:
+        """Flush FFmpeg's interleaving queue and hand out the last bytes."""
+        self._out.close()
+        return self.drain()
+
+    # --------------------------------------------------------------- output
+
+    def drain(self) -> list[TsChunk]:
+        """Everything FFmpeg wrote since the last drain, processed and cut at IDRs."""
+        raw = self._tail + bytes(self._sink.buffer)
+        self._sink.buffer.clear()
+        whole = len(raw) - len(raw) % TS_PACKET
+        self._tail = raw[whole:]
+        if whole == 0:
+            return []
+        data = bytearray(raw[:whole])
+        packets = np.frombuffer(data, dtype=np.uint8).reshape(-1, TS_PACKET)
+        if not (packets[:, 0] == 0x47).all():
+            raise PlayoutError("the muxer wrote a packet without a sync byte: FFmpeg bug")
+        pid = ((packets[:, 1].astype(np.int32) & 0x1F) << 8) | packets[:, 2]
+        base = self.byte_offset
+        # FFmpeg's SDT lacks the EIT flags: blank it; ours goes in with the SI.
+        for index in np.flatnonzero(pid == SDT_PID):
+            data[index * TS_PACKET : (index + 1) * TS_PACKET] = NULL_PACKET
+            pid[index] = NULL_PID
+        for index in np.flatnonzero(pid == PMT_PID):
+            self._patch_pmt(data, int(index))
+        has_af = (packets[:, 3] & 0x20) != 0
+        af_len = packets[:, 4]
+        flags = packets[:, 5]
+        pcr_mask = (pid == VIDEO_PID) & has_af & (af_len > 0) & ((flags & 0x10) != 0)
+        if self._pcr_anchor is None:
+            first = np.flatnonzero(pcr_mask)
+            if first.size:
+                index = int(first[0])
+                self._pcr_anchor = (base + index * TS_PACKET, _pcr_base(data, index))
+        if self._pcr_anchor is not None:
+            self._fill_slots(data, np.flatnonzero(pid == NULL_PID), base)
+        pusi = (packets[:, 1] & 0x40) != 0
+        idr = np.flatnonzero(
+            (pid == VIDEO_PID) & pusi & has_af & (af_len > 0) & ((flags & 0x40) != 0)
+        )
+        cuts = [0, *(int(i) for i in idr if i > 0), len(pid)]
+        chunks: list[TsChunk] = []
+        pcr_indices = np.flatnonzero(pcr_mask)
+        idr_set = set(idr.tolist())
+        for start, stop in pairwise(cuts):
+            if stop <= start:
+                continue
+            is_idr = start in idr_set
+            frame = self._last_frame
+            if is_idr and self._idr_frames:
+                frame = self._idr_frames.popleft()
+            self._last_frame = frame
+            inside = pcr_indices[(pcr_indices >= start) & (pcr_indices < stop)]
+            chunks.append(
+                TsChunk(
+                    data=bytes(data[start * TS_PACKET : stop * TS_PACKET]),
+                    byte_offset=base + start * TS_PACKET,
+                    frame=frame,
+                    idr=is_idr,
+                    pcr_90k=_pcr_base(data, int(inside[0])) if inside.size else None,
+                )
+            )
+        self.byte_offset = base + whole
+        return chunks
+
+    def stream_time(self, byte_offset: int) -> int:
+        """The PCR (90 kHz, unwrapped) at a byte offset of the output."""
+        if self._pcr_anchor is None:
+            raise PlayoutError("no PCR written yet")
+        anchor_bytes, anchor_pcr = self._pcr_anchor
+        return anchor_pcr + (byte_offset - anchor_bytes) * 8 * 90_000 // self.mux_rate
+
+    def _patch_pmt(self, data: bytearray, index: int) -> None:
+        start = index * TS_PACKET
+        packet = bytes(data[start : start + TS_PACKET])
+        if not packet[1] & 0x40 or packet[3] & 0x20:
+            return  # not a section start in a plain payload: FFmpeg never does this
+        pointer = packet[4]
+        section_start = 5 + pointer
+        length = ((packet[section_start + 1] & 0x0F) << 8) | packet[section_start + 2]
+        section = packet[section_start : section_start + 3 + length]
+        patched = self._pmt_cache.get(section)
+        if patched is None:
+            patched = patch_pmt(section)
+            if len(patched) > TS_PACKET - 5:
+                raise PlayoutError("the PMT with the SCTE-35 PID no longer fits one packet")
+            self._pmt_cache[section] = patched
+        payload = bytes((0,)) + patched
+        data[start + 4 : start + TS_PACKET] = payload + b"\xff" * (TS_PACKET - 4 - len(payload))
+
+    def _fill_slots(self, data: bytearray, slots: npt.NDArray[np.intp], base: int) -> None:
+        """Put due SI/cue packets into null slots, in order, never before they are due."""
+        if slots.size == 0:
+            return
+        anchor_bytes, anchor_pcr = self._pcr_anchor or (0, 0)
+        t0 = anchor_pcr + (base - anchor_bytes) * 8 * 90_000 // self.mux_rate
+        times = t0 + (slots.astype(np.int64) * (TS_PACKET * 8 * 90_000)) // self.mux_rate
+        scheduler = self._scheduler
+        position = 0
+        count = len(slots)
+        while position < count:
+            if not scheduler.pending:
+                due = scheduler.next_due()
+                position = int(np.searchsorted(times, due, side="left"))
+                if position >= count:
+                    break
+            scheduler.advance(int(times[position]))
+            packet = scheduler.pop()
+            if packet is None:
+                position += 1
+                continue
+            start = int(slots[position]) * TS_PACKET
+            data[start : start + TS_PACKET] = packet
+            position += 1
+
+
+def _pcr_base(data: bytearray | bytes, index: int) -> int:
+    b = data[index * TS_PACKET + 6 : index * TS_PACKET + 11]
+    return (b[0] << 25) | (b[1] << 17) | (b[2] << 9) | (b[3] << 1) | (b[4] >> 7)
