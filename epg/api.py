@@ -9,8 +9,8 @@ Rendered guides are cached by (channels, first day, days, schedule stamp): the
 stamp is the newest schedule version, so any load or rollback misses the cache.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads these annotations at
+# runtime, and the key dependency is a closure it could not resolve from a string.
 import gzip
 import logging
 import threading

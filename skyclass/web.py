@@ -14,15 +14,19 @@ import uvicorn
 from fastapi import FastAPI
 
 from epg.api import make_router
-from epg.context import EpgServices
+from epg.context import EpgRuntime, EpgServices
 from skyclass import __version__
 from skyclass.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(runtime: Runtime, *, guide_cache_size: int = 64) -> FastAPI:
-    """The skyclass HTTP app over one runtime (guide_cache_size=0 renders every request)."""
+def create_app(runtime: EpgRuntime, *, guide_cache_size: int = 64) -> FastAPI:
+    """The skyclass HTTP app over one runtime (guide_cache_size=0 renders every request).
+
+    Typed by the slices the routers need, so tests and benchmarks can pass a
+    lightweight runtime; the shell's Runtime satisfies them all.
+    """
     app = FastAPI(title="skyclass", version=__version__, docs_url=None, redoc_url=None)
     app.include_router(make_router(EpgServices(runtime), cache_size=guide_cache_size))
 

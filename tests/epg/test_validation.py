@@ -20,7 +20,11 @@ def check(world: World, rows: list[list[object]]) -> list[tuple[str, str, str]]:
 def test_good_day_is_valid_with_gap_warnings(lite: World) -> None:
     report = lite.services.importer.check(lite.csv(good_day()))
     assert report.errors == ()
-    assert [(w.where, w.column) for w in report.warnings] == [("row 7", "start"), ("row 8", "start"), ("row 9", "start")]
+    assert [(w.where, w.column) for w in report.warnings] == [
+        ("row 7", "start"),
+        ("row 8", "start"),
+        ("row 9", "start"),
+    ]
     events = report.days[(G03, DAY)]
     assert [e.type.value for e in events] == [
         "lesson", "break", "ad", "promo", "filler", "lesson", "lesson", "rerun",
@@ -33,79 +37,133 @@ def test_good_day_is_valid_with_gap_warnings(lite: World) -> None:
 # (rows, expected row, column, message fragment)
 CASES: dict[str, tuple[list[list[object]], str, str, str]] = {
     "unknown channel": (
-        [[G03, D, "08:00:00", "lesson", "L2", "", ""], ["g99.skyclass.cn", D, "09:00", "lesson", "L3", "", ""]],
-        "row 3", "channel", "unknown channel 'g99.skyclass.cn'",
+        [
+            [G03, D, "08:00:00", "lesson", "L2", "", ""],
+            ["g99.skyclass.cn", D, "09:00", "lesson", "L3", "", ""],
+        ],
+        "row 3",
+        "channel",
+        "unknown channel 'g99.skyclass.cn'",
     ),
     "grade not carried": (
-        [[G03, D, "08:00:00", "lesson", "L2", "", ""], [G03, D, "09:00:00", "lesson", "L7", "", ""]],
-        "row 3", "asset", "does not carry",
+        [
+            [G03, D, "08:00:00", "lesson", "L2", "", ""],
+            [G03, D, "09:00:00", "lesson", "L7", "", ""],
+        ],
+        "row 3",
+        "asset",
+        "does not carry",
     ),
     "unknown asset": (
         [[G03, D, "08:00", "lesson", "L2", "", ""], [G03, D, "09:00", "lesson", "NOPE", "", ""]],
-        "row 3", "asset", "unknown asset 'NOPE'",
+        "row 3",
+        "asset",
+        "unknown asset 'NOPE'",
     ),
     "not approved": (
         [[G03, D, "08:00", "lesson", "LP", "", ""]],
-        "row 2", "asset", "not approved",
+        "row 2",
+        "asset",
+        "not approved",
     ),
     "duration rule": (
         [[G03, D, "08:00", "lesson", "L2", "", ""], [G03, D, "10:00", "lesson", "LS", "", ""]],
-        "row 3", "asset", "outside the 15–20 min rule",
+        "row 3",
+        "asset",
+        "outside the 15–20 min rule",
     ),
     "wrong profile": (
         [[G03, D, "08:00", "lesson", "LSD", "", ""]],
-        "row 2", "asset", "is sd",
+        "row 2",
+        "asset",
+        "is sd",
     ),
     "overlap": (
-        [[G03, D, "08:00:00", "lesson", "L2", "", ""], [G03, D, "08:15:00", "filler", "EB1", "", ""]],
-        "row 3", "start", "must not overlap",
+        [
+            [G03, D, "08:00:00", "lesson", "L2", "", ""],
+            [G03, D, "08:15:00", "filler", "EB1", "", ""],
+        ],
+        "row 3",
+        "start",
+        "must not overlap",
     ),
     "off the frame grid": (
         [[G03, D, "08:00:00.020", "lesson", "L2", "", ""]],
-        "row 2", "start", "not on a frame boundary",
+        "row 2",
+        "start",
+        "not on a frame boundary",
     ),
     "ad inside a lesson": (
-        [[G03, D, "08:00:00", "lesson", "L2", "", ""], [G03, D, "08:10:00", "ad", "AD1", "", ""],
-         [G03, D, "09:00:00", "lesson", "L3", "", ""]],
-        "row 3", "start", "falls inside the lesson at row 2",
+        [
+            [G03, D, "08:00:00", "lesson", "L2", "", ""],
+            [G03, D, "08:10:00", "ad", "AD1", "", ""],
+            [G03, D, "09:00:00", "lesson", "L3", "", ""],
+        ],
+        "row 3",
+        "start",
+        "falls inside the lesson at row 2",
     ),
     "ad before the first lesson": (
         [[G03, D, "07:50:00", "ad", "AD1", "", ""], [G03, D, "08:00:00", "lesson", "L2", "", ""]],
-        "row 2", "type", "no lesson before it",
+        "row 2",
+        "type",
+        "no lesson before it",
     ),
     "ad after the last lesson": (
-        [[G03, D, "08:00:00", "lesson", "L2", "", ""], [G03, "", "", "promo", "PR1", "", "sequential"]],
-        "row 3", "type", "no lesson after it",
+        [
+            [G03, D, "08:00:00", "lesson", "L2", "", ""],
+            [G03, "", "", "promo", "PR1", "", "sequential"],
+        ],
+        "row 3",
+        "type",
+        "no lesson after it",
     ),
     "min break": (
-        [[G03, D, "08:00:00", "lesson", "L2", "", ""], [G03, D, "08:25:00", "lesson", "L3", "", ""]],
-        "row 3", "start", "at least 10 min between lessons",
+        [
+            [G03, D, "08:00:00", "lesson", "L2", "", ""],
+            [G03, D, "08:25:00", "lesson", "L3", "", ""],
+        ],
+        "row 3",
+        "start",
+        "at least 10 min between lessons",
     ),
     "max lesson minutes": (
         [[G03, D, f"{8 + i}:00:00", "lesson", "L2", "", ""] for i in range(8)],
-        "row 9", "asset", "over the 150 min a day",
+        "row 9",
+        "asset",
+        "over the 150 min a day",
     ),
     "crosses midnight": (
         [[G03, D, "23:50:00", "lesson", "L2", "", ""]],
-        "row 2", "duration", "runs past 24:00",
+        "row 2",
+        "duration",
+        "runs past 24:00",
     ),
     "first event without a start": (
         [[G03, D, "", "lesson", "L2", "", "sequential"]],
-        "row 2", "start", "needs a start time",
+        "row 2",
+        "start",
+        "needs a start time",
     ),
     "unknown type": (
         [[G03, D, "08:00", "news", "L2", "", ""]],
-        "row 2", "type", "unknown type 'news'",
+        "row 2",
+        "type",
+        "unknown type 'news'",
     ),
     "break without a duration": (
         [[G03, D, "08:00", "lesson", "L2", "", ""], [G03, "", "", "break", "", "", "sequential"]],
-        "row 3", "duration", "needs a duration",
+        "row 3",
+        "duration",
+        "needs a duration",
     ),
     "ad asset in a lesson row": (
         [[G03, D, "08:00", "lesson", "AD1", "", ""]],
-        "row 2", "asset", "is a ad, but a lesson row needs a lesson",
+        "row 2",
+        "asset",
+        "is a ad, but a lesson row needs a lesson",
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

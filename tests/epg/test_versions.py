@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from epg.errors import NoScheduleError, ScheduleRejected
-from tests.epg.conftest import DAY, DTD, G03, World, good_day
 from epg.xmltv import check_dtd
+from tests.epg.conftest import DAY, DTD, G03, World, good_day
 
 
 def xmltv_bytes(world: World) -> bytes:
