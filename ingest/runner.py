@@ -33,6 +33,7 @@ __all__ = [
     "CommandResult",
     "FfmpegError",
     "FfmpegNotFoundError",
+    "FfmpegPipe",
     "ffmpeg_path",
     "ffprobe_json",
     "ffprobe_path",
@@ -337,3 +338,69 @@ def iter_ffmpeg(
         stderr=stderr,
         elapsed_seconds=time.monotonic() - start,
     )
+
+
+class FfmpegPipe:
+    """A running ffmpeg whose stdout the caller reads (e.g. raw PCM for the meter).
+
+    stderr is drained and logged in a thread; `lines` holds it for parsers once the
+    process has ended. Use as a context manager; `result` is set on exit.
+    """
+
+    def __init__(self, args: Sequence[str], *, loglevel: str = "info") -> None:
+        self.command = _with_defaults(ffmpeg_path(), ["-nostdin", *args], loglevel=loglevel)
+        self.result: CommandResult | None = None
+        self._start = 0.0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pump: _StderrPump | None = None
+
+    def __enter__(self) -> FfmpegPipe:
+        logger.info("run: %s", shlex.join(self.command))
+        self._start = time.monotonic()
+        try:
+            self._proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                bufsize=0,
+            )
+        except OSError as exc:
+            raise FfmpegNotFoundError(f"cannot run {self.command[0]}: {exc}") from None
+        assert self._proc.stderr is not None
+        self._pump = _StderrPump(self._proc.stderr, Path(self.command[0]).name)
+        return self
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` bytes of stdout (fewer only at the end); b"" when it is done."""
+        assert self._proc is not None and self._proc.stdout is not None
+        chunks: list[bytes] = []
+        wanted = size
+        while wanted > 0:
+            chunk = self._proc.stdout.read(wanted)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        return b"".join(chunks)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._proc is not None and self._pump is not None
+        if exc_type is not None:
+            self._proc.kill()
+        assert self._proc.stdout is not None
+        self._proc.stdout.close()
+        returncode = self._proc.wait()
+        stderr = self._pump.join()
+        self.result = CommandResult(
+            command=tuple(self.command),
+            returncode=returncode,
+            stdout="",
+            stderr=stderr,
+            elapsed_seconds=time.monotonic() - self._start,
+        )
+        if exc_type is None and returncode != 0:
+            tail = "\n".join(stderr.splitlines()[-STDERR_TAIL_LINES:])
+            raise FfmpegError(
+                "ffmpeg failed", command=self.command, returncode=returncode, stderr_tail=tail
+            )

@@ -1,0 +1,266 @@
+"""Ingest one file: probe, validate, analyze, normalize, verify, store, register.
+
+Nothing reaches the library unless every step passed: the encode writes to a
+temporary file inside the media root (same file system), and only a verified output
+is renamed to its content address and registered. Any failure removes what this run
+created.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from channels.profiles import HouseProfile
+from core.clock import Clock
+from core.errors import BadInputError
+from grading import GradingPolicy, check_subject, grade_by_code
+from ingest.analysis import QcReport, analyze, judge
+from ingest.asset import Asset, AssetKind, Attachment, LessonMetadata, NewAsset
+from ingest.config import IngestConfig
+from ingest.house import conformance_problems
+from ingest.library import AssetLibrary, DuplicateAssetError
+from ingest.normalize import NormalizeError, encode, plan_audio, reaudio, verify
+from ingest.package import scan_package, sha256_of, store_attachments, store_file
+from ingest.probe import MediaProbe, probe
+
+__all__ = ["IngestError", "IngestOutcome", "IngestRequest", "Ingester", "QcRejectedError"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]  # (stage, overall fraction 0..1)
+
+
+class IngestError(BadInputError):
+    """The file breaks an ingest rule; nothing was stored."""
+
+
+class QcRejectedError(IngestError):
+    def __init__(self, message: str, report: QcReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestRequest:
+    source: Path
+    metadata: LessonMetadata
+    profile: HouseProfile
+    kind: AssetKind = AssetKind.LESSON
+    lesson_id: str | None = None
+    package: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestOutcome:
+    asset: Asset
+    qc: QcReport
+    stream_copied: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        after = self.asset.loudness_after
+        return {
+            "asset_id": self.asset.asset_id,
+            "path": str(self.asset.path),
+            "duration_frames": self.asset.duration_frames,
+            "loudness": {
+                "integrated_lufs": after.get("integrated_lufs"),
+                "true_peak_dbtp": after.get("true_peak_dbtp"),
+                "lra": after.get("lra"),
+            },
+            "qc": dict(self.asset.qc),
+            "stream_copied": self.stream_copied,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+class Ingester:
+    def __init__(
+        self,
+        library: AssetLibrary,
+        *,
+        policy: GradingPolicy,
+        config: IngestConfig,
+        clock: Clock,
+    ) -> None:
+        self.library = library
+        self.policy = policy
+        self.config = config
+        self.clock = clock
+
+    # -- validation ------------------------------------------------------------------
+
+    def check_metadata(self, request: IngestRequest) -> LessonMetadata:
+        meta = request.metadata
+        name = request.source.name
+        if not meta.title.strip():
+            raise IngestError(f"{name}: --title is empty: give the lesson's title")
+        grade = meta.grade
+        subject = meta.subject
+        if request.kind is AssetKind.LESSON and (not grade or not subject):
+            raise IngestError(f"{name}: a lesson needs --grade and --subject")
+        if grade:
+            grade = grade_by_code(grade).code
+            if subject:
+                subject = check_subject(subject, grade_by_code(grade).band)
+        if request.lesson_id and self.library.find(request.lesson_id) is not None:
+            raise DuplicateAssetError(
+                f"{name}: lesson id {request.lesson_id!r} is already in the library: "
+                "use another --lesson-id"
+            )
+        return replace(meta, grade=grade, subject=subject, title=meta.title.strip())
+
+    def check_media(self, request: IngestRequest, media: MediaProbe, meta: LessonMetadata) -> None:
+        name = request.source.name
+        if media.video is None:
+            raise IngestError(f"{name}: no video stream: a lesson needs picture")
+        if media.audio is None:
+            raise IngestError(f"{name}: no audio stream: a lesson needs its sound track")
+        seconds = media.video.duration_seconds or media.duration_seconds
+        if request.kind is AssetKind.LESSON:
+            assert meta.grade is not None
+            rule = self.policy.duration_rule(meta.grade)
+            if not rule.allows(seconds):
+                band = grade_by_code(meta.grade).band
+                raise IngestError(
+                    f"{name}: duration {seconds:.1f} s is outside the {band.name_zh} rule "
+                    f"({rule.describe()}): trim or re-cut the lesson"
+                )
+        elif seconds > self.config.max_other_seconds or seconds <= 0:
+            raise IngestError(
+                f"{name}: duration {seconds:.1f} s is outside 0–{self.config.max_other_seconds} s "
+                f"for a {request.kind.value}"
+            )
+
+    # -- the run ---------------------------------------------------------------------
+
+    def ingest(self, request: IngestRequest, *, progress: Progress | None = None) -> IngestOutcome:
+        def report(stage: str, low: float, high: float) -> Callable[[float], None]:
+            def inner(fraction: float) -> None:
+                if progress is not None:
+                    progress(stage, low + (high - low) * fraction)
+
+            return inner
+
+        timings: dict[str, float] = {}
+        clock = time.monotonic()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            timings[stage] = now - clock
+            clock = now
+
+        meta = self.check_metadata(request)
+        package_files = scan_package(request.package) if request.package else []
+        media = probe(request.source)
+        self.check_media(request, media, meta)
+        lap("probe")
+        report("probe", 0.0, 0.05)(1.0)
+        analysis = analyze(media, self.config.qc, progress=report("analyze", 0.05, 0.45))
+        qc = judge(analysis, media, self.config.qc)
+        lap("analyze")
+        if not qc.passed:
+            reasons = "; ".join(f.message for f in qc.errors)
+            raise QcRejectedError(f"{request.source.name}: rejected by QC: {reasons}", qc)
+        profile = request.profile
+        problems = conformance_problems(media, profile)
+        copy_video = not problems
+        if problems:
+            logger.info("%s: re-encoding video: %s", request.source.name, "; ".join(problems))
+        field_order = qc.detected_field_order if qc.detected_field_order in ("tff", "bff") else None
+        plan = plan_audio(qc.loudness, self.config)
+        media_root = self.library.media_root
+        staging = media_root / ".staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix="ingest-", suffix=".mkv", dir=staging)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        created: list[Path] = []
+        try:
+            frames = encode(
+                media,
+                tmp,
+                profile=profile,
+                plan=plan,
+                copy_video=copy_video,
+                config=self.config,
+                field_order=field_order,
+                progress=report("encode", 0.45, 0.9),
+            )
+            lap("encode")
+            checked = verify(tmp, profile=profile, frames=frames, config=self.config)
+            if not checked.ok and math.isfinite(checked.loudness.integrated_lufs):
+                # One corrective audio pass: trim by the measured residual error.
+                trim = self.config.target_lufs - checked.loudness.integrated_lufs
+                peak_over = checked.loudness.true_peak_dbtp - self.config.max_true_peak_dbtp
+                corrected = replace(
+                    plan_audio(qc.loudness, self.config, trim_db=trim),
+                    limit=plan.limit or peak_over > 0,
+                    ceiling_dbtp=self.config.limiter_ceiling_dbtp - max(0.0, peak_over),
+                )
+                logger.info("%s: corrective audio pass %s", request.source.name, corrected)
+                second = tmp.with_name(tmp.stem + "-2.mkv")
+                try:
+                    reaudio(tmp, second, profile=profile, plan=corrected, frames=frames)
+                    os.replace(second, tmp)
+                finally:
+                    second.unlink(missing_ok=True)
+                plan = corrected
+                checked = verify(tmp, profile=profile, frames=frames, config=self.config)
+            lap("verify")
+            if not checked.ok:
+                raise NormalizeError(
+                    f"{request.source.name}: the house-format output failed verification: "
+                    + "; ".join(checked.problems)
+                )
+            report("store", 0.9, 1.0)(0.0)
+            source_sha = sha256_of(request.source)
+            stored, sha, new = store_file(tmp, media_root, ".mkv", move=True)
+            if new:
+                created.append(stored)
+            attachments: list[Attachment] = []
+            if package_files:
+                attachments, made = store_attachments(package_files, media_root)
+                created += made
+            qc_json = qc.as_json() | {
+                "audio_plan": plan.as_json(),
+                "conformance": list(problems),
+                "source": media.as_json(),
+            }
+            new_asset = NewAsset(
+                asset_id=uuid.uuid4().hex[:16],
+                lesson_id=request.lesson_id,
+                kind=request.kind,
+                metadata=meta,
+                profile=profile.name,
+                path=stored,
+                sha256=sha,
+                size_bytes=stored.stat().st_size,
+                duration_frames=frames,
+                source_name=request.source.name,
+                source_sha256=source_sha,
+                stream_copied=copy_video,
+                loudness_before=qc.loudness.as_json() | {"measured_on": "48 kHz stereo mix"},
+                loudness_after=checked.loudness.as_json(),
+                qc=qc_json,
+                attachments=tuple(attachments),
+            )
+            asset = self.library.register(new_asset, at=self.clock.now())
+            lap("store")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            for path in created:
+                path.unlink(missing_ok=True)
+            raise
+        report("done", 1.0, 1.0)(1.0)
+        return IngestOutcome(asset=asset, qc=qc, stream_copied=copy_video, timings=timings)
