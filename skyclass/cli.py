@@ -19,6 +19,7 @@ import channels.cli
 import epg.cli
 import grading.cli
 import ingest.cli
+import playout.cli
 from core.errors import BadInputError, SkyclassError
 from skyclass import __version__
 from skyclass.database import current_revisions, head_revisions, upgrade
@@ -86,6 +87,7 @@ grading.cli.register(app)
 channels.cli.register(app)
 epg.cli.register(app)
 ingest.cli.register(app)
+playout.cli.register(app)
 
 # The main job lives in its own module; import after the app exists.
 import skyclass.demo  # noqa: E402

@@ -1,0 +1,202 @@
+"""`skyclass playout run|check|asrun` (and `up`, registered by playout.supervisor).
+
+Hook for the real-time side: ``playout.supervisor.register(playout_app)`` adds
+``up``; ``run`` paces with ``playout.pacer.Pacer`` and builds outputs with
+``playout.outputs.open_output``, except ``check:`` outputs (playout.check_sink).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Protocol, cast
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from channels.registry import ChannelRegistry
+from compliance.ledger import AsRunLedger, journal_path
+from compliance.tsmonitor import check_file
+from core.clock import Clock
+from core.timecode import FPS
+from epg.rundown import Rundown, rundown_path
+from playout.check_sink import CheckSink, open_check_output
+from playout.engine import PlayoutEngine
+from playout.stream import PlayoutInputError, TsSink
+
+logger = logging.getLogger(__name__)
+
+
+class PlayoutRuntime(Protocol):
+    @property
+    def registry(self) -> ChannelRegistry: ...
+
+    @property
+    def var_dir(self) -> Path: ...
+
+    @property
+    def zone(self) -> ZoneInfo: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def sessions(self) -> sessionmaker[Session]: ...
+
+
+playout_app = typer.Typer(help="Playout (播出): run a channel, check a TS, read the as-run.")
+
+
+def _parse_start(text: str | None, clock: Clock, zone: ZoneInfo) -> datetime:
+    if text is None:
+        return clock.now()
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise PlayoutInputError(
+            f"--start {text!r} is not an ISO time: use e.g. 2026-09-01T08:00:00+08:00"
+        ) from None
+    return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
+
+
+@playout_app.command("run")
+def run(
+    ctx: typer.Context,
+    channel_id: Annotated[str, typer.Option("--channel", help="Channel id, e.g. zt.skyclass.cn")],
+    rundown_file: Annotated[
+        Path | None, typer.Option("--rundown", help="Rundown JSON (default: var/rundowns/…)")
+    ] = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option("--output", help="udp://…, hls:DIR, file:PATH or check:[REPORT.json]"),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--start", help="Rundown position at launch (ISO time)")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds")
+    ] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="No pacing: as fast as possible")] = False,
+) -> None:
+    """Play a channel's rundown as one continuous CBR MPEG-TS."""
+    runtime = cast(PlayoutRuntime, ctx.obj)
+    channel = runtime.registry.get(channel_id)
+    at = _parse_start(start, runtime.clock, runtime.zone)
+    rundown_dir = runtime.var_dir / "rundowns"
+    path = rundown_file or rundown_path(rundown_dir, channel.id, at.astimezone(runtime.zone).date())
+    rundown = Rundown.load(path)
+    if rundown.channel_id != channel.id:
+        raise PlayoutInputError(f"{path} is the rundown of {rundown.channel_id}, not {channel.id}")
+    urls = list(output or [o.url for o in channel.outputs])
+    ledger = AsRunLedger(journal_path(runtime.var_dir, channel.id))
+    engine = PlayoutEngine(rundown, rundown_dir=rundown_dir, ledger=ledger)
+    frames = None if duration is None else max(1, round(duration * FPS))
+    sinks: list[TsSink] = []
+    checks: list[CheckSink] = []
+    try:
+        for url in urls:
+            if url.startswith("check:"):
+                check = open_check_output(url)
+                checks.append(check)
+                sinks.append(check)
+            else:
+                from playout.outputs import open_output
+
+                sinks.append(open_output(url, channel=channel, epoch=rundown.day_start))
+        chunks = engine.chunks(at, duration_frames=frames)
+        if fast:
+            for chunk in chunks:
+                for sink in sinks:
+                    sink.write(chunk)
+        else:
+            from playout.outputs import FanOut
+            from playout.pacer import Pacer
+
+            Pacer(FanOut(sinks), mux_rate=channel.mux_rate).run(chunks)
+    finally:
+        for sink in sinks:
+            sink.close()
+    try:
+        ledger.sync_to_db(runtime.sessions())
+    except Exception as exc:  # the journal is the record; the DB catches up next time
+        logger.warning("as-run DB sync failed (journal kept): %s", exc)
+    failed = False
+    for check in checks:
+        report = check.final or check.report()
+        typer.echo(
+            f"check: priority 1 {'ok' if report.ok_priority1 else 'FAILED'}, "
+            f"priority 2 {'ok' if report.ok_priority2 else 'FAILED'}"
+        )
+        for result in report.errors:
+            typer.echo(f"  {result.check_id} {result.name}: {result.count}")
+        failed = failed or not report.ok_priority1
+    if failed:
+        raise typer.Exit(1)
+
+
+@playout_app.command("check")
+def check(
+    path: Annotated[Path, typer.Argument(metavar="FILE.ts", help="A recorded transport stream")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report")] = False,
+) -> None:
+    """TR 101 290 priority 1/2 and playout checks on a TS file; exit 1 on priority-1 errors."""
+    report = check_file(path)
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+    else:
+        console = Console()
+        console.print(
+            f"{path}: priority 1 {'ok' if report.ok_priority1 else 'FAILED'}, "
+            f"priority 2 {'ok' if report.ok_priority2 else 'FAILED'}, "
+            f"PCR max interval {report.pcr_max_interval_ms} ms"
+        )
+        for result in report.errors:
+            console.print(f"  {result.check_id} {result.name} (P{result.priority}): {result.count}")
+    if not report.ok_priority1:
+        raise typer.Exit(1)
+
+
+@playout_app.command("asrun")
+def asrun(
+    ctx: typer.Context,
+    channel_id: Annotated[str, typer.Option("--channel", help="Channel id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines")] = False,
+) -> None:
+    """List what aired on a channel (播出记录), from the local journal."""
+    runtime = cast(PlayoutRuntime, ctx.obj)
+    channel = runtime.registry.get(channel_id)
+    ledger = AsRunLedger(journal_path(runtime.var_dir, channel.id))
+    ledger.verify()
+    records = ledger.records()
+    if as_json:
+        typer.echo(json.dumps([r.as_json() for r in records], ensure_ascii=False, indent=1))
+        return
+    table = Table(title=f"as-run {channel.id} ({len(records)} events)")
+    for column in ("event", "type", "scheduled", "actual", "frames", "asset", "outcome", "reason"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            r.event_id,
+            r.event_type,
+            r.scheduled_start.astimezone(runtime.zone).strftime("%m-%d %H:%M:%S"),
+            r.actual_start.astimezone(runtime.zone).strftime("%m-%d %H:%M:%S"),
+            f"{r.duration_frames}/{r.scheduled_frames}",
+            r.asset_id or "-",
+            r.outcome.value,
+            r.reason,
+        )
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    try:
+        from playout import supervisor
+    except ImportError:  # the real-time side not installed: run/check/asrun still work
+        logger.debug("playout.supervisor unavailable: no `playout up`")
+    else:
+        supervisor.register(playout_app)
+    app.add_typer(playout_app, name="playout")
