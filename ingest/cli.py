@@ -5,15 +5,63 @@ Library code yields progress fractions; only this module draws bars (rich).
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Protocol, cast
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
 
+from channels.profiles import HouseProfile, profile_by_name
+from channels.registry import ChannelRegistry
+from core.clock import Clock
+from core.errors import BadInputError, SkyclassError
+from grading import GradingPolicy
+from ingest.asset import Asset, AssetKind, LessonMetadata, ReviewCheck, ReviewState
+from ingest.config import IngestConfig
+from ingest.library import AssetLibrary
+from ingest.loudness import measure_file
+from ingest.pipeline import Ingester, IngestOutcome, IngestRequest
 from ingest.synth import SynthFormat, parse_defects, synthesize
+
+logger = logging.getLogger(__name__)
+
+
+class IngestRuntime(Protocol):
+    """The slice of the shell's Runtime that ingest commands use."""
+
+    @property
+    def registry(self) -> ChannelRegistry: ...
+
+    @property
+    def grading_policy(self) -> GradingPolicy: ...
+
+    @property
+    def ingest_config(self) -> IngestConfig: ...
+
+    @property
+    def media_root(self) -> Path: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def sessions(self) -> sessionmaker[Session]: ...
+
+
+def _runtime(ctx: typer.Context) -> IngestRuntime:
+    return cast(IngestRuntime, ctx.obj)
+
+
+def _library(runtime: IngestRuntime) -> AssetLibrary:
+    return AssetLibrary(runtime.sessions(), runtime.media_root)
 
 
 def _bar(console: Console) -> Progress:
@@ -83,5 +131,393 @@ def synth_command(
         typer.echo(f"{result.path}  ({result.duration_frames} frames at 25 fps)")
 
 
+# -- ingest -------------------------------------------------------------------------------
+
+
+def _profile_for(runtime: IngestRuntime, name: str | None, grade: str | None) -> HouseProfile:
+    """--channel-profile, else the profile of the channel carrying the grade, else HD."""
+    if name:
+        return profile_by_name(name)
+    if grade:
+        for channel in runtime.registry.channels:
+            if not channel.thematic and channel.carries(grade):
+                return channel.profile
+    return profile_by_name("hd")
+
+
+def _kind(value: str) -> AssetKind:
+    try:
+        return AssetKind(value.strip().lower())
+    except ValueError:
+        known = ", ".join(k.value for k in AssetKind)
+        raise BadInputError(f"unknown --kind {value!r}: use one of {known}") from None
+
+
+def _optional_int(value: str | None, where: str) -> int | None:
+    if value is None or not str(value).strip():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadInputError(f"{where}: lesson number {value!r} is not a whole number") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Job:
+    label: str
+    request: IngestRequest
+
+
+def _manifest_jobs(
+    runtime: IngestRuntime, folder: Path, manifest: Path, default_profile: str | None
+) -> list[_Job]:
+    """lessons.csv: file,grade,subject,title[,lesson_id,kind,profile,package,…] per row."""
+    if not manifest.is_file():
+        raise BadInputError(f"--manifest {manifest}: no such file")
+    jobs: list[_Job] = []
+    with manifest.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"file", "title"} - set(reader.fieldnames or [])
+        if missing:
+            raise BadInputError(
+                f"{manifest}: missing column(s) {', '.join(sorted(missing))}; "
+                "the header needs at least file,grade,subject,title"
+            )
+        for number, row in enumerate(reader, start=2):
+            where = f"{manifest.name} row {number}"
+
+            def cell(key: str, row: dict[str, Any] = row) -> str | None:
+                value = (row.get(key) or "").strip()
+                return value or None
+
+            name = cell("file")
+            if name is None:
+                raise BadInputError(f"{where}: column 'file' is empty")
+            grade = cell("grade")
+            package = cell("package")
+            request = IngestRequest(
+                source=folder / name,
+                metadata=LessonMetadata(
+                    title=cell("title") or "",
+                    grade=grade,
+                    subject=cell("subject"),
+                    textbook_edition=cell("textbook_edition"),
+                    unit=cell("unit"),
+                    lesson_number=_optional_int(cell("lesson_number"), where),
+                    teacher=cell("teacher"),
+                    school=cell("school"),
+                ),
+                profile=_profile_for(runtime, cell("profile") or default_profile, grade),
+                kind=_kind(cell("kind") or "lesson"),
+                lesson_id=cell("lesson_id"),
+                package=folder / package if package else None,
+            )
+            jobs.append(_Job(label=name, request=request))
+    return jobs
+
+
+def ingest_command(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(metavar="FILE|DIR …", help="Lesson file(s).")],
+    grade: Annotated[str | None, typer.Option("--grade", help="Grade code g01…g12.")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Subject (学科).")] = None,
+    title: Annotated[
+        str | None, typer.Option("--title", help="Title (defaults to file name).")
+    ] = None,
+    lesson_id: Annotated[str | None, typer.Option("--lesson-id", help="Lesson id.")] = None,
+    channel_profile: Annotated[
+        str | None,
+        typer.Option("--channel-profile", help="hd | sd (default: the grade's channel)."),
+    ] = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="lesson | filler | ident | psa | eye_break | ad | promo.")
+    ] = "lesson",
+    package: Annotated[
+        Path | None, typer.Option("--package", help="Resource package folder (任务单, 练习).")
+    ] = None,
+    textbook_edition: Annotated[str | None, typer.Option("--textbook-edition")] = None,
+    unit: Annotated[str | None, typer.Option("--unit")] = None,
+    lesson_number: Annotated[int | None, typer.Option("--lesson-number")] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher")] = None,
+    school: Annotated[str | None, typer.Option("--school")] = None,
+    manifest: Annotated[
+        Path | None, typer.Option("--manifest", help="lessons.csv for a DIR batch.")
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Files ingested at once.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Probe, validate, analyze, normalize, verify and register lesson files."""
+    runtime = _runtime(ctx)
+    work: list[_Job] = []
+    for path in paths:
+        if path.is_dir():
+            if manifest is None:
+                raise BadInputError(f"{path} is a folder: give --manifest lessons.csv for a batch")
+            work += _manifest_jobs(runtime, path, manifest, channel_profile)
+            continue
+        request = IngestRequest(
+            source=path,
+            metadata=LessonMetadata(
+                title=title or path.stem,
+                grade=grade,
+                subject=subject,
+                textbook_edition=textbook_edition,
+                unit=unit,
+                lesson_number=lesson_number,
+                teacher=teacher,
+                school=school,
+            ),
+            profile=_profile_for(runtime, channel_profile, grade),
+            kind=_kind(kind),
+            lesson_id=lesson_id if len(paths) == 1 else None,
+            package=package,
+        )
+        work.append(_Job(label=path.name, request=request))
+    ingester = Ingester(
+        _library(runtime),
+        policy=runtime.grading_policy,
+        config=runtime.ingest_config,
+        clock=runtime.clock,
+    )
+    if len(work) == 1 and not (manifest and jobs > 1):
+        outcome = _run_one(ingester, work[0], as_json)
+        _print_outcomes([outcome], as_json)
+        return
+    _run_batch(ingester, work, jobs, as_json)
+
+
+def _run_one(ingester: Ingester, job: _Job, as_json: bool) -> IngestOutcome:
+    console = Console(stderr=True)
+    with _bar(console) as bar:
+        task = bar.add_task(job.label, total=1.0)
+        return ingester.ingest(
+            job.request,
+            progress=lambda stage, f: bar.update(
+                task, completed=f, description=f"{job.label} {stage}"
+            ),
+        )
+
+
+def _print_outcomes(outcomes: list[IngestOutcome], as_json: bool) -> None:
+    if as_json:
+        data: Any = outcomes[0].as_json() if len(outcomes) == 1 else [o.as_json() for o in outcomes]
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for outcome in outcomes:
+        warnings = len(outcome.qc.warnings)
+        typer.echo(
+            outcome.asset.asset_id
+            + ("" if not warnings else f"  ({warnings} QC warning(s): see `skyclass assets show`)")
+        )
+
+
+def _run_batch(ingester: Ingester, work: list[_Job], jobs: int, as_json: bool) -> None:
+    """Ingest many files, a bar per file plus a total; carry on past bad files."""
+    console = Console(stderr=True)
+    outcomes: list[IngestOutcome] = []
+    failures: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    with _bar(console) as bar:
+        total = bar.add_task(f"total ({len(work)} files)", total=len(work))
+        tasks: dict[str, TaskID] = {
+            job.label: bar.add_task(job.label, total=1.0, start=False) for job in work
+        }
+
+        def run(job: _Job) -> None:
+            task = tasks[job.label]
+            bar.start_task(task)
+            try:
+                outcome = ingester.ingest(
+                    job.request,
+                    progress=lambda stage, f: bar.update(
+                        task, completed=f, description=f"{job.label} {stage}"
+                    ),
+                )
+            except SkyclassError as exc:
+                with lock:
+                    failures.append((job.label, str(exc)))
+                bar.update(task, description=f"[red]{job.label} failed")
+            else:
+                with lock:
+                    outcomes.append(outcome)
+                bar.update(task, completed=1.0, description=f"[green]{job.label} done")
+            finally:
+                bar.advance(total)
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for future in [pool.submit(run, job) for job in work]:
+                future.result()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "ingested": [o.as_json() for o in outcomes],
+                    "failed": [{"file": f, "error": e} for f, e in failures],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        for outcome in outcomes:
+            typer.echo(f"{outcome.asset.source_name}: {outcome.asset.asset_id}")
+    if failures:
+        err = Console(stderr=True, soft_wrap=True)
+        for name, message in failures:
+            err.print(f"failed: {name}: {message}", markup=False, highlight=False)
+        raise BadInputError(f"{len(failures)} of {len(work)} file(s) failed to ingest")
+
+
+# -- loudness -----------------------------------------------------------------------------
+
+
+def loudness_command(
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="Any media file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Measure loudness (BS.1770-4, EBU Tech 3341/3342) with the meter ingest uses."""
+    result = measure_file(path).as_json()
+    keys = (
+        "integrated_lufs",
+        "lra",
+        "true_peak_dbtp",
+        "max_momentary_lufs",
+        "max_short_term_lufs",
+    )
+    if as_json:
+        typer.echo(json.dumps({k: result[k] for k in keys}, indent=2))
+        return
+    units = {"lra": "LU", "true_peak_dbtp": "dBTP"}
+    for key in keys:
+        value = result[key]
+        shown = "-inf" if value is None else f"{value:.1f}"
+        typer.echo(f"{key}: {shown} {units.get(key, 'LUFS')}")
+
+
+# -- assets -------------------------------------------------------------------------------
+
+assets_app = typer.Typer(
+    help="The asset library (素材库): list, show, review.", no_args_is_help=True
+)
+
+
+@assets_app.command("list")
+def assets_list(
+    ctx: typer.Context,
+    grade: Annotated[str | None, typer.Option("--grade")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="pending|approved|rejected")] = None,
+    kind: Annotated[str | None, typer.Option("--kind")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List assets."""
+    try:
+        review_state = ReviewState(state) if state else None
+    except ValueError:
+        raise BadInputError(f"--state {state!r}: use pending, approved or rejected") from None
+    assets = _library(_runtime(ctx)).list(
+        kind=_kind(kind) if kind else None, grade=grade, state=review_state
+    )
+    if as_json:
+        typer.echo(json.dumps([a.as_json() for a in assets], ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"assets ({len(assets)})")
+    for column in ("id", "lesson id", "kind", "年级", "学科", "title", "duration", "QC", "审核"):
+        table.add_column(column)
+    for a in assets:
+        table.add_row(
+            a.asset_id,
+            a.lesson_id or "",
+            a.kind.value,
+            a.grade or "",
+            a.subject or "",
+            a.title,
+            f"{a.duration_seconds:.1f} s",
+            f"{len(a.qc_warnings)} warn" if a.qc_warnings else "ok",
+            a.review_state.value,
+        )
+    Console().print(table)
+
+
+@assets_app.command("show")
+def assets_show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="ID", help="Asset id or lesson id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one asset with its QC report, loudness, reviews and attachments."""
+    asset = _library(_runtime(ctx)).get(ref)
+    data = asset.as_json()
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    _show(asset)
+
+
+def _show(asset: Asset) -> None:
+    console = Console()
+    data = asset.as_json()
+    for key in ("asset_id", "lesson_id", "kind", "title", "grade", "subject", "profile", "path"):
+        console.print(f"[bold]{key}[/bold]: {data[key]}", highlight=False)
+    console.print(f"[bold]duration[/bold]: {asset.duration_frames} frames")
+    after = asset.loudness_after
+    console.print(
+        f"[bold]loudness[/bold]: {after.get('integrated_lufs')} LUFS, "
+        f"TP {after.get('true_peak_dbtp')} dBTP, LRA {after.get('lra')} LU"
+    )
+    for finding in asset.qc.get("findings", []):
+        console.print(f"[yellow]{finding['severity']}[/yellow] {finding['message']}")
+    console.print(f"[bold]review[/bold]: {asset.review_state.value}")
+    for review in asset.reviews:
+        console.print(
+            f"  {review.at.isoformat()} {review.state.value} by {review.reviewer}: {review.notes}"
+        )
+    for attachment in asset.attachments:
+        console.print(
+            f"  📎 {attachment.kind.value}: {attachment.filename} {attachment.sha256[:12]}…"
+        )
+
+
+@assets_app.command("review")
+def assets_review(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="ID", help="Asset id or lesson id.")],
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Reviewer's name.")],
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the asset.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject the asset.")] = False,
+    notes: Annotated[str, typer.Option("--notes", help="Review notes.")] = "",
+    failed: Annotated[
+        list[str] | None,
+        typer.Option("--failed", help="A check that failed: political|scientific|normative."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Record a review (政治性, 科学性, 规范性): --approve or --reject."""
+    if approve == reject:
+        raise BadInputError("give exactly one of --approve or --reject")
+    runtime = _runtime(ctx)
+    checks = None
+    if failed:
+        known = {c.value for c in ReviewCheck}
+        bad = [f for f in failed if f not in known]
+        if bad:
+            raise BadInputError(f"--failed {bad[0]!r}: use political, scientific or normative")
+        checks = {c.value: c.value not in failed for c in ReviewCheck}
+    asset = _library(runtime).review(
+        ref,
+        approve=approve,
+        reviewer=reviewer,
+        at=runtime.clock.now(),
+        notes=notes,
+        checks=checks,
+    )
+    if as_json:
+        typer.echo(json.dumps(asset.as_json(), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(f"{asset.asset_id}: {asset.review_state.value}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("synth")(synth_command)
+    app.command("ingest")(ingest_command)
+    app.command("loudness")(loudness_command)
+    app.add_typer(assets_app, name="assets")

@@ -137,25 +137,12 @@ def reaudio(
     encoded: Path, out: Path, *, profile: HouseProfile, plan: AudioPlan, frames: int
 ) -> None:
     """A corrective audio-only pass: copy the house video, re-encode the sound."""
-    run_ffmpeg(
-        [
-            "-y",
-            "-i",
-            str(encoded),
-            "-map",
-            "0:v:0",
-            "-map",
-            "0:a:0",
-            "-c:v",
-            "copy",
-            "-af",
-            audio_filter(plan, profile, frames),
-            *audio_encode_args(profile),
-            "-f",
-            "matroska",
-            str(out),
-        ]  # fmt: skip
-    )
+    args = [
+        "-y", "-i", str(encoded), "-map", "0:v:0", "-map", "0:a:0", "-c:v", "copy",
+        "-af", audio_filter(plan, profile, frames), *audio_encode_args(profile),
+        "-f", "matroska", str(out),
+    ]  # fmt: skip
+    run_ffmpeg(args)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -381,6 +381,11 @@ def _audio(
         target = -12.0
     if Defect.QUIET in defects:
         target = -34.0
+    # The mono speech is spread over the layout below; take off what that adds (BS.1770
+    # channel weights: stereo 1 + 0.81, 5.1 centre 1 + fronts 2 x 0.09).
+    target -= {"mono": 0.0, "stereo": 10 * math.log10(1.81), "5.1": 10 * math.log10(1.18)}[
+        spec.audio_layout
+    ]
     if math.isfinite(level):
         mono *= np.float32(10 ** ((target - level) / 20))
     spans: dict[str, tuple[float, float]] = {}

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels import ChannelRegistry, load_registry
 from core.clock import Clock, SystemClock
 from grading import GradingPolicy
+from ingest.config import IngestConfig
 from skyclass.database import make_engine, session_factory, upgrade
 from skyclass.settings import Settings
 
@@ -34,6 +35,10 @@ class Runtime:
     @property
     def grading_policy(self) -> GradingPolicy:
         return self.settings.grading
+
+    @property
+    def ingest_config(self) -> IngestConfig:
+        return self.settings.ingest
 
     @property
     def zone(self) -> ZoneInfo:

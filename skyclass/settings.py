@@ -22,6 +22,7 @@ from pydantic_settings import (
 from channels import SAMPLE_CHANNELS_FILE
 from core.errors import BadInputError
 from grading import GradingPolicy
+from ingest.config import IngestConfig
 
 
 class Settings(BaseSettings):
@@ -37,6 +38,7 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     var_dir: Path = Path("var")
     grading: GradingPolicy = Field(default_factory=GradingPolicy)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
 
     @field_validator("timezone")
     @classmethod
