@@ -36,7 +36,9 @@ TOT_PERIOD = 10 * SECOND
 EIT_SCHEDULE_PERIOD = 10 * SECOND  # TS 101 211: first days about every 10 s
 CUE_HEARTBEAT_PERIOD = SECOND  # splice_null on the cue PID (TR 101 290 1.6: PID present)
 
-PRIORITY_CUE, PRIORITY_PF, PRIORITY_TIME, PRIORITY_SDT, PRIORITY_SCHEDULE = range(5)
+# One FIFO per PID, so a section's packets stay contiguous and in continuity order;
+# priority is only between PIDs.
+PRIORITY_CUE, PRIORITY_EIT, PRIORITY_TIME, PRIORITY_SDT = range(4)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,7 +102,7 @@ class SiScheduler:
         self._events = list(events)
         self._starts = [e.start for e in self._events]
         self._wall = wall_clock
-        self._queues: list[deque[bytes]] = [deque() for _ in range(5)]
+        self._queues: list[deque[bytes]] = [deque() for _ in range(4)]
         self._packetizers = {
             pid: SectionPacketizer(pid) for pid in (SDT_PID, EIT_PID, TDT_PID, SCTE35_PID)
         }
@@ -109,15 +111,13 @@ class SiScheduler:
                 name="heartbeat",
                 pid=SCTE35_PID,
                 period=CUE_HEARTBEAT_PERIOD,
-                priority=PRIORITY_SCHEDULE,
+                priority=PRIORITY_CUE,
             ),
-            _Table(name="pf", pid=EIT_PID, period=EIT_PF_PERIOD, priority=PRIORITY_PF),
+            _Table(name="pf", pid=EIT_PID, period=EIT_PF_PERIOD, priority=PRIORITY_EIT),
             _Table(name="sdt", pid=SDT_PID, period=SDT_PERIOD, priority=PRIORITY_SDT),
             _Table(name="tdt", pid=TDT_PID, period=TDT_PERIOD, priority=PRIORITY_TIME),
             _Table(name="tot", pid=TDT_PID, period=TOT_PERIOD, priority=PRIORITY_TIME),
-            _Table(
-                name="schedule", pid=EIT_PID, period=EIT_SCHEDULE_PERIOD, priority=PRIORITY_SCHEDULE
-            ),
+            _Table(name="schedule", pid=EIT_PID, period=EIT_SCHEDULE_PERIOD, priority=PRIORITY_EIT),
         )
         self._due = {table.name: start_90k for table in self._tables}
         self._sdt = sdt(
