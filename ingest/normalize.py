@@ -115,15 +115,28 @@ def encode(
             "-fps_mode", "cfr",
             *_video_encoder(profile, config),
         ]  # fmt: skip
+    # FFmpeg 9's encoders tag interlaced TFF output as "top coded first (swapped)" in
+    # the stream parameters, which Matroska would store; the MPEG-TS parser reads the
+    # field order from the bitstream instead. So a re-encode goes to TS first and is
+    # then remuxed (stream copy, cheap) into the Matroska file that is stored.
+    first = out if copy_video else out.with_name(out.stem + ".ts")
     args = [
         "-y", "-i", str(source.path),
         "-map", f"0:{video.index}", "-map", f"0:{source.audio.index}",
         *video_args, "-frames:v", str(frames),
         "-af", audio_filter(plan, profile, frames), *audio_encode_args(profile),
         "-map_metadata", "-1", "-map_chapters", "-1",
-        "-f", "matroska", str(out),
+        "-f", "matroska" if copy_video else "mpegts", str(first),
     ]  # fmt: skip
-    run_ffmpeg(args, duration_seconds=frames / FPS, progress=progress)
+    try:
+        run_ffmpeg(args, duration_seconds=frames / FPS, progress=progress)
+        if not copy_video:
+            run_ffmpeg(
+                ["-y", "-i", str(first), "-map", "0", "-c", "copy", "-f", "matroska", str(out)]
+            )
+    finally:
+        if first != out:
+            first.unlink(missing_ok=True)
     return frames
 
 
