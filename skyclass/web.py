@@ -43,9 +43,17 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
+        guide_cache: Annotated[
+            int, typer.Option("--guide-cache", min=0, help="Rendered guides kept (0: none).")
+        ] = 64,
     ) -> None:
         """Serve the EPG pull API (and later the operator console) over HTTP."""
         runtime: Runtime = ctx.obj
         runtime.sessions()  # migrate before the first request, not during it
         logger.info("serving on http://%s:%d", host, port)
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(runtime, guide_cache_size=guide_cache),
+            host=host,
+            port=port,
+            log_level="warning",
+        )

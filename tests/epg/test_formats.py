@@ -102,3 +102,18 @@ def test_header_aliases_are_case_insensitive() -> None:
     assert header_columns(["\ufeffChannel", "TYPE", "节目编号", "notes"], "x") == [
         "channel", "type", "asset", None,
     ]  # fmt: skip
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "schedule-example.xlsx"
+
+
+def test_docs_example_xlsx_is_current_and_valid(lite: World, tmp_path: Path) -> None:
+    """docs/schedule-example.xlsx is this test's workbook: regenerate it with
+    `python -c "from tests.epg.test_formats import write_example; write_example()"`."""
+    fresh = write_xlsx(tmp_path / "fresh.xlsx", good_day())
+    assert reader_for(EXAMPLE).read(EXAMPLE).rows == reader_for(fresh).read(fresh).rows
+    assert lite.services.importer.check(EXAMPLE).ok
+
+
+def write_example() -> Path:
+    return write_xlsx(EXAMPLE, good_day())
