@@ -21,7 +21,8 @@ class QcThresholds(BaseModel):
     black_pixel_threshold: float = Field(default=0.10, gt=0, lt=1)
     black_picture_ratio: float = Field(default=0.98, gt=0, le=1)
     black_error_seconds: float = Field(default=10.0, ge=0)
-    freeze_noise_db: float = Field(default=-60.0, lt=0)
+    # -50 dB: MPEG-2 coding noise between a GOP's frames of a still picture exceeds -60 dB.
+    freeze_noise_db: float = Field(default=-50.0, lt=0)
     freeze_min_seconds: float = Field(default=2.0, gt=0)
     freeze_error_seconds: float = Field(default=0.0, ge=0)
     silence_threshold_dbfs: float = Field(default=-50.0, lt=0)

@@ -147,11 +147,20 @@ def _video_encoder(profile: HouseProfile, config: IngestConfig) -> list[str]:
 
 
 def reaudio(
-    encoded: Path, out: Path, *, profile: HouseProfile, plan: AudioPlan, frames: int
+    encoded: Path,
+    source: MediaProbe,
+    out: Path,
+    *,
+    profile: HouseProfile,
+    plan: AudioPlan,
+    frames: int,
 ) -> None:
-    """A corrective audio-only pass: copy the house video, re-encode the sound."""
+    """A corrective pass: the house video copied from `encoded`, the sound made again
+    from the source's audio with a corrected plan (never gain on top of gain)."""
+    assert source.audio is not None
     args = [
-        "-y", "-i", str(encoded), "-map", "0:v:0", "-map", "0:a:0", "-c:v", "copy",
+        "-y", "-i", str(encoded), "-i", str(source.path),
+        "-map", "0:v:0", "-map", f"1:{source.audio.index}", "-c:v", "copy",
         "-af", audio_filter(plan, profile, frames), *audio_encode_args(profile),
         "-f", "matroska", str(out),
     ]  # fmt: skip

@@ -199,9 +199,12 @@ class Ingester:
             )
             lap("encode")
             checked = verify(tmp, profile=profile, frames=frames, config=self.config)
-            if not checked.ok and math.isfinite(checked.loudness.integrated_lufs):
-                # One corrective audio pass: trim by the measured residual error.
-                trim = self.config.target_lufs - checked.loudness.integrated_lufs
+            trim = 0.0
+            for _attempt in range(2):
+                if checked.ok or not math.isfinite(checked.loudness.integrated_lufs):
+                    break
+                # Corrective audio passes: trim by the measured residual error.
+                trim += self.config.target_lufs - checked.loudness.integrated_lufs
                 peak_over = checked.loudness.true_peak_dbtp - self.config.max_true_peak_dbtp
                 corrected = replace(
                     plan_audio(qc.loudness, self.config, trim_db=trim),
@@ -211,7 +214,7 @@ class Ingester:
                 logger.info("%s: corrective audio pass %s", request.source.name, corrected)
                 second = tmp.with_name(tmp.stem + "-2.mkv")
                 try:
-                    reaudio(tmp, second, profile=profile, plan=corrected, frames=frames)
+                    reaudio(tmp, media, second, profile=profile, plan=corrected, frames=frames)
                     os.replace(second, tmp)
                 finally:
                     second.unlink(missing_ok=True)

@@ -400,7 +400,8 @@ def _audio(
     if Defect.CLIPPING in defects:
         start = min(max(0.5, seconds * 0.6), max(0.0, seconds - 2))
         i, j = int(start * rate), int(min(seconds, start + 2) * rate)
-        mono[i:j] = np.clip(mono[i:j] * 40, -1.0, 1.0)
+        peak = float(np.abs(mono[i:j]).max()) or 1.0
+        mono[i:j] = np.clip(mono[i:j] * (2.5 / peak), -1.0, 1.0)  # 8 dB into the clip
         spans[Defect.CLIPPING.value] = (start, min(seconds, start + 2))
     if Defect.SILENCE in defects:
         start = min(max(1.0, seconds * 0.4), max(0.0, seconds - 4))

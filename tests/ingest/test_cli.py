@@ -1,4 +1,4 @@
-"""`skyclass ingest|loudness|assets` end to end: rejections store nothing, review, packages, batch."""
+"""`skyclass ingest|loudness|assets`: rejections store nothing, review, packages, batch."""
 
 from __future__ import annotations
 
