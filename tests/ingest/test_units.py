@@ -71,8 +71,11 @@ def test_hd_encode_args_are_the_house_format() -> None:
 
 def test_sd_encode_args_are_the_house_format() -> None:
     joined = " ".join(video_encode_args(SD))
-    for expected in ("-g 25", "-bf 2", "+ildct+ilme+cgop", "-sc_threshold 1000000000",
-                     "-b:v 4000k -minrate 4000k -maxrate 4000k", "-colorspace bt470bg"):  # fmt: skip
+    expected_args = (
+        "-g 25", "-bf 2", "+ildct+ilme+cgop", "-sc_threshold 1000000000",
+        "-b:v 4000k -minrate 4000k -maxrate 4000k", "-colorspace bt470bg",
+    )  # fmt: skip
+    for expected in expected_args:
         assert expected in joined
 
 
@@ -108,7 +111,8 @@ FREEZE_LOG = """
 IDET_LOG = """
 [Parsed_idet_1 @ 0x2] [info] Repeated Fields: Neither:   501 Top:     0 Bottom:     0
 [Parsed_idet_1 @ 0x2] [info] Single frame detection: TFF:   300 BFF:     0 Progressive:   200
-[Parsed_idet_1 @ 0x2] [info] Multi frame detection: TFF:   480 BFF:     0 Progressive:    20 Undetermined:     1
+[Parsed_idet_1 @ 0x2] [info] Multi frame detection: TFF:   480 BFF:     0 \
+Progressive:    20 Undetermined:     1
 """
 
 
