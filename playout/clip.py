@@ -62,6 +62,14 @@ class _Verified:
 _VERIFIED = _Verified()
 
 
+@dataclass
+class _Probed:
+    known: set[tuple[str, int, int, str]] = field(default_factory=set)
+
+
+_PROBED = _Probed()  # files already found to be house format (an item reruns all day)
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file, remembered per (path, size, mtime) so reruns are not re-hashed."""
     stat = path.stat()
@@ -96,6 +104,10 @@ class Clip:
                 f"{where}: sha256 {actual[:12]}… does not match the rundown's "
                 f"{media.sha256[:12]}…: the file changed after ingest"
             )
+        stat = self.path.stat()
+        key = (str(self.path), stat.st_size, stat.st_mtime_ns, profile.name)
+        if key in _PROBED.known:
+            return
         try:
             with av.open(os.fspath(self.path)) as container:
                 video = container.streams.video
@@ -115,6 +127,7 @@ class Clip:
                     )
         except av.error.FFmpegError as exc:
             raise UnplayableMedia(f"{where}: not a readable media file ({exc})") from None
+        _PROBED.known.add(key)
 
     def gops(self, first: int = 0) -> Iterator[Gop]:
         """GOPs from number ``first`` on; damaged ones are yielded flagged, never raised."""
