@@ -13,15 +13,19 @@ from pathlib import Path
 
 from compliance.tsmonitor import TsMonitor, TsMonitorConfig
 from compliance.tsmonitor_report import TsReport
+from playout.outputs.base import OutputSink
 from playout.stream import TsChunk
 
 logger = logging.getLogger(__name__)
 
 
-class CheckSink:
+class CheckSink(OutputSink):
     """A TsSink that feeds compliance.tsmonitor.TsMonitor; ``report()`` at any time."""
 
-    def __init__(self, report_path: Path | None = None, config: TsMonitorConfig | None = None):
+    def __init__(
+        self, report_path: Path | None = None, config: TsMonitorConfig | None = None
+    ) -> None:
+        super().__init__(f"check:{report_path or ''}")
         self.monitor = TsMonitor(config)
         self.report_path = report_path
         self.bytes = 0

@@ -27,7 +27,8 @@ from core.timecode import FPS
 from epg.rundown import Rundown, rundown_path
 from playout.check_sink import CheckSink, open_check_output
 from playout.engine import PlayoutEngine
-from playout.stream import PlayoutInputError, TsSink
+from playout.outputs.base import OutputSink
+from playout.stream import PlayoutInputError
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def run(
     ledger = AsRunLedger(journal_path(runtime.var_dir, channel.id))
     engine = PlayoutEngine(rundown, rundown_dir=rundown_dir, ledger=ledger)
     frames = None if duration is None else max(1, round(duration * FPS))
-    sinks: list[TsSink] = []
+    sinks: list[OutputSink] = []
     checks: list[CheckSink] = []
     try:
         for url in urls:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -28,6 +29,13 @@ from playout.stream import PlayoutError
 logger = logging.getLogger(__name__)
 
 
+def timestamp(value: int | None) -> int:
+    """A timestamp the reader already checked is present."""
+    if value is None:
+        raise UnplayableMedia("a packet lost its timestamp")
+    return value
+
+
 class UnplayableMedia(PlayoutError):
     """The asset cannot be aired: missing, unreadable, wrong checksum or not house format."""
 
@@ -37,8 +45,8 @@ class Gop:
     """One closed GOP: video in decode order (IDR first), and the audio that goes with it."""
 
     index: int  # GOP number within the asset, from 0
-    video: list[av.Packet]
-    audio: list[av.Packet]
+    video: list[av.Packet[Any]]
+    audio: list[av.Packet[Any]]
     damaged: str | None = None  # why it must not air
 
     @property
@@ -47,11 +55,11 @@ class Gop:
 
     @property
     def first_pts(self) -> int:
-        return min(int(p.pts) for p in self.video)
+        return min(timestamp(p.pts) for p in self.video)
 
     @property
     def end_pts(self) -> int:
-        return max(int(p.pts) for p in self.video) + FRAME_TICKS
+        return max(timestamp(p.pts) for p in self.video) + FRAME_TICKS
 
 
 @dataclass
@@ -132,8 +140,8 @@ class Clip:
     def gops(self, first: int = 0) -> Iterator[Gop]:
         """GOPs from number ``first`` on; damaged ones are yielded flagged, never raised."""
         completed: deque[Gop] = deque()
-        audio: list[av.Packet] = []
-        video: list[av.Packet] = []
+        audio: list[av.Packet[Any]] = []
+        video: list[av.Packet[Any]] = []
         damaged: str | None = None
         index = -1
         last_audio = -(1 << 62)
@@ -157,7 +165,7 @@ class Clip:
                     continue
                 if packet.stream.type == "audio":
                     audio.append(packet)
-                    last_audio = max(last_audio, int(packet.pts))
+                    last_audio = max(last_audio, timestamp(packet.pts))
                 else:
                     if packet.is_keyframe:
                         if video:
@@ -182,26 +190,26 @@ class Clip:
                 if gop.index >= first:
                     yield gop
 
-    def _finish(self, index: int, video: list[av.Packet], damaged: str | None) -> Gop:
+    def _finish(self, index: int, video: list[av.Packet[Any]], damaged: str | None) -> Gop:
         """Check a GOP's shape: house GOPs are closed, of a fixed length, frame-contiguous."""
         problem = damaged
         if problem is None:
-            pts = sorted(int(p.pts) for p in video)
+            pts = sorted(timestamp(p.pts) for p in video)
             if any(b - a != FRAME_TICKS for a, b in pairwise(pts)):
                 problem = "frames missing or out of order"
             elif len(video) > self.profile.gop_frames:
                 problem = f"{len(video)} frames in a {self.profile.gop_frames}-frame GOP"
-            elif int(video[0].pts) != pts[0]:
+            elif timestamp(video[0].pts) != pts[0]:
                 problem = "open GOP (the IDR is not the first picture shown)"
         return Gop(index=index, video=video, audio=[], damaged=problem)
 
 
-def _take_audio(gop: Gop, audio: list[av.Packet]) -> list[av.Packet]:
+def _take_audio(gop: Gop, audio: list[av.Packet[Any]]) -> list[av.Packet[Any]]:
     end = gop.end_pts
-    gop.audio.extend(a for a in audio if int(a.pts) < end)
-    return [a for a in audio if int(a.pts) >= end]
+    gop.audio.extend(a for a in audio if timestamp(a.pts) < end)
+    return [a for a in audio if timestamp(a.pts) >= end]
 
 
-def _take_all(gop: Gop, audio: list[av.Packet]) -> list[av.Packet]:
+def _take_all(gop: Gop, audio: list[av.Packet[Any]]) -> list[av.Packet[Any]]:
     gop.audio.extend(audio)
     return []

@@ -15,9 +15,10 @@ mpegts muxer is deterministic given identical input.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -25,7 +26,7 @@ from channels.profiles import HouseProfile, profile_by_name
 from compliance.ledger import AsRunLedger, AsRunRecord
 from core.timecode import FRAME_TICKS
 from epg.rundown import DAY_FRAMES, Rundown, RundownError, rundown_path
-from playout.clip import Gop
+from playout.clip import Gop, timestamp
 from playout.cues import splice_event_id, splice_insert
 from playout.mux import MUX_SHIFT_TICKS, TsMuxer
 from playout.si_inject import SiScheduler, si_events
@@ -211,13 +212,15 @@ class PlayoutEngine:
             out_of_network=out,
         )
 
-    def _video(self, muxer: TsMuxer, packet: av.Packet, pts: int, dts: int, frame: int) -> None:
+    def _video(
+        self, muxer: TsMuxer, packet: av.Packet[Any], pts: int, dts: int, frame: int
+    ) -> None:
         muxer.mux(packet, pts=pts, dts=dts, video=True, frame=frame)
         self._last_video_dts = dts
 
     def _slate_frames(
         self, muxer: TsMuxer, lane: AudioLane, pos: int, count: int
-    ) -> Iterator[TsChunk]:
+    ) -> Generator[TsChunk, None, None]:
         frames = self.slate.video_frames
         for k in range(count):
             pts = self.wire_pts(pos + k)
@@ -232,17 +235,17 @@ class PlayoutEngine:
 
     def _air_slate(
         self, muxer: TsMuxer, lane: AudioLane, pos: int, frames: int
-    ) -> Iterator[TsChunk]:
+    ) -> Generator[TsChunk, None, int]:
         yield from self._slate_frames(muxer, lane, pos, frames)
         return frames
 
     def _air_clip(
         self, muxer: TsMuxer, lane: AudioLane, play: Play, pos: int, limit: int
-    ) -> Iterator[TsChunk]:
+    ) -> Generator[TsChunk, None, tuple[int, str]]:
         assert play.clip is not None
         done = 0
         damaged = 0
-        carry: list[tuple[int, av.Packet]] = []  # audio at a GOP's very end, for the next GOP
+        carry: list[tuple[int, av.Packet[Any]]] = []  # audio at a GOP's very end, for the next GOP
         for gop in play.clip.gops(play.first_gop):
             if done >= limit:
                 break
@@ -266,8 +269,8 @@ class PlayoutEngine:
         lane: AudioLane,
         gop: Gop,
         pos: int,
-        carry: list[tuple[int, av.Packet]],
-    ) -> Iterator[TsChunk]:
+        carry: list[tuple[int, av.Packet[Any]]],
+    ) -> Generator[TsChunk, None, int]:
         first = gop.video[0]
         tb = first.time_base
         scale = None if tb is None or (tb.numerator, tb.denominator) == (1, 90_000) else tb
@@ -277,10 +280,10 @@ class PlayoutEngine:
                 return value
             return value * scale.numerator * 90_000 // scale.denominator
 
-        first_pts = min(ticks(int(p.pts)) for p in gop.video)
-        delay = max(0, (first_pts - ticks(int(first.dts))) // FRAME_TICKS)
+        first_pts = min(ticks(timestamp(p.pts)) for p in gop.video)
+        delay = max(0, (first_pts - ticks(timestamp(first.dts))) // FRAME_TICKS)
         shim = 0
-        start_dts = self.wire_pts(pos) - (first_pts - ticks(int(first.dts)))
+        start_dts = self.wire_pts(pos) - (first_pts - ticks(timestamp(first.dts)))
         if self._last_video_dts is not None and start_dts <= self._last_video_dts:
             # This item reorders deeper than what came before: slate frames keep DTS rising.
             shim = -(-(self._last_video_dts - start_dts + 1) // FRAME_TICKS)
@@ -289,13 +292,13 @@ class PlayoutEngine:
         self._delay = delay
         offset = self.wire_pts(pos) - first_pts
         for packet in gop.video:
-            pts = ticks(int(packet.pts)) + offset
+            pts = ticks(timestamp(packet.pts)) + offset
             frame = pos + (pts - self.wire_pts(pos)) // FRAME_TICKS
-            self._video(muxer, packet, pts, ticks(int(packet.dts)) + offset, frame)
+            self._video(muxer, packet, pts, ticks(timestamp(packet.dts)) + offset, frame)
         end = self.wire_pts(pos + gop.frames)
         audio = [(ideal, p) for ideal, p in carry]
         carry.clear()
-        audio += [(ticks(int(p.pts)) + offset, p) for p in gop.audio]
+        audio += [(ticks(timestamp(p.pts)) + offset, p) for p in gop.audio]
         for ideal, packet in audio:
             if ideal > end - HALF_AUDIO:
                 carry.append((ideal, packet))  # belongs to the next GOP, if this item has one

@@ -24,6 +24,7 @@ import logging
 from collections import deque
 from fractions import Fraction
 from itertools import pairwise
+from typing import Any
 
 import av
 import numpy as np
@@ -108,7 +109,9 @@ class TsMuxer:
 
     # ---------------------------------------------------------------- input
 
-    def mux(self, packet: av.Packet, *, pts: int, dts: int, video: bool, frame: int = 0) -> None:
+    def mux(
+        self, packet: av.Packet[Any], *, pts: int, dts: int, video: bool, frame: int = 0
+    ) -> None:
         """Mux one packet at wire timestamps (90 kHz, unwrapped)."""
         kind = "video" if video else "audio"
         if dts <= self._last_dts[kind]:
@@ -158,8 +161,8 @@ class TsMuxer:
         if self._pcr_anchor is None:
             first = np.flatnonzero(pcr_mask)
             if first.size:
-                index = int(first[0])
-                self._pcr_anchor = (base + index * TS_PACKET, _pcr_base(data, index))
+                at = int(first[0])
+                self._pcr_anchor = (base + at * TS_PACKET, _pcr_base(data, at))
         if self._pcr_anchor is not None:
             self._fill_slots(data, np.flatnonzero(pid == NULL_PID), base)
         pusi = (packets[:, 1] & 0x40) != 0

@@ -15,9 +15,12 @@ import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
+from typing import Any, cast
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
+from av.video.stream import VideoStream
 from PIL import Image, ImageDraw, ImageFont
 
 from channels.profiles import HouseProfile
@@ -53,7 +56,7 @@ class Slate:
         return max(len(f) for f in self.video_frames)
 
 
-def _picture(profile: HouseProfile, text: str) -> np.ndarray:
+def _picture(profile: HouseProfile, text: str) -> np.ndarray[Any, np.dtype[np.uint8]]:
     """A dark blue card with the slate text; CJK glyphs only if a CJK font is installed."""
     image = Image.new("RGB", (profile.width, profile.height), (16, 40, 96))
     draw = ImageDraw.Draw(image)
@@ -88,7 +91,7 @@ def build_slate(profile: HouseProfile, text: str) -> Slate:
     """Encode the slate for a profile (cached: once per process and text)."""
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mpegts") as out:
-        video = out.add_stream(_encoder_name(profile), rate=profile.fps)
+        video = cast(VideoStream, out.add_stream(_encoder_name(profile), rate=profile.fps))
         video.width = profile.width
         video.height = profile.height
         video.pix_fmt = profile.pix_fmt
@@ -105,7 +108,9 @@ def build_slate(profile: HouseProfile, text: str) -> Slate:
                 "profile": profile.video_profile,
                 "level": profile.video_level,
             }
-        audio = out.add_stream(profile.audio_codec, rate=profile.audio_sample_rate)
+        audio = cast(
+            AudioStream, out.add_stream(profile.audio_codec, rate=profile.audio_sample_rate)
+        )
         audio.layout = "stereo" if profile.audio_channels == 2 else "mono"
         audio.bit_rate = profile.audio_bitrate
         picture = av.VideoFrame.from_ndarray(_picture(profile, text), format="rgb24")
@@ -123,10 +128,10 @@ def build_slate(profile: HouseProfile, text: str) -> Slate:
         audio_packets: list[bytes] = []
         zeros = np.zeros((1, MP2_FRAME_SAMPLES * profile.audio_channels), dtype=np.int16)
         for index in range(6):
-            frame = av.AudioFrame.from_ndarray(zeros, format="s16", layout=audio.layout)
-            frame.sample_rate = profile.audio_sample_rate
-            frame.pts = index * MP2_FRAME_SAMPLES
-            for packet in audio.encode(frame):
+            silence = av.AudioFrame.from_ndarray(zeros, format="s16", layout=audio.layout)
+            silence.sample_rate = profile.audio_sample_rate
+            silence.pts = index * MP2_FRAME_SAMPLES
+            for packet in audio.encode(silence):
                 audio_packets.append(bytes(packet))
                 out.mux(packet)
     if len(video_packets) < SLATE_FRAMES or len(audio_packets) < 3:

@@ -266,11 +266,11 @@ class Timeline:
                 f"cut at an IDR for the hard start of {hard.event.event_id if hard else '?'}"
                 f"{self._late_reason(hard, pos)}"
             )
-        plays: list[Play] = []
+        sequence: list[Play] = []
         if pad:
-            plays.append(self._pad(pad, slot))
+            sequence.append(self._pad(pad, slot))
         if frames:
-            plays.append(
+            sequence.append(
                 Play(
                     frames=frames,
                     clip=clip,
@@ -281,12 +281,12 @@ class Timeline:
                 )
             )
         if cut_pad:
-            plays.append(self._pad(cut_pad, slot))
-        if not plays:
+            sequence.append(self._pad(cut_pad, slot))
+        if not sequence:
             self._finish(pos)
             return None
-        self._pending.extend(plays[1:])
-        return plays[0]
+        self._pending.extend(sequence[1:])
+        return sequence[0]
 
     def _late_reason(self, hard: Slot | None, pos: int) -> str:
         if self._last_lesson_overrun is None:

@@ -25,7 +25,5 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
         lesson=media_ref(make_clip(root / "lesson.ts", 8), "lesson8", 200),
         short=media_ref(make_clip(root / "short.ts", 4, "smptebars", 660), "short4", 100),
         ad=media_ref(make_clip(root / "ad.ts", 3, "rgbtestsrc", 880), "ad3", 75, "ad"),
-        filler=media_ref(
-            make_clip(root / "filler.ts", 2, "testsrc2", 330), "fill2", 50, "filler"
-        ),
+        filler=media_ref(make_clip(root / "filler.ts", 2, "testsrc2", 330), "fill2", 50, "filler"),
     )
