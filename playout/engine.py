@@ -145,8 +145,10 @@ class PlayoutEngine:
     ) -> Iterator[TsChunk]:
         """The stream from ``start`` (a frame or an instant); endless unless a duration is set.
 
-        The stream's first bytes lead the picture at ``start`` by the mux delay:
-        pace byte 0 at ``wall_clock(start) - lead_seconds``.
+        The bytes lead the pictures by the T-STD delay: frame f is shown when the
+        PCR reaches ``wire_pts(f)``, so a pacer that wants frame ``start`` on screen
+        at ``wall_clock(start)`` sends the first PCR (``chunk.pcr_90k``) at
+        ``wall_clock(start) - (wire_pts(start) - pcr_90k) / 90000`` (about 0.55 s).
         """
         first = self.frame_of(start)
         end = None if duration_frames is None else first + duration_frames
