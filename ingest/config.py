@@ -32,6 +32,9 @@ class QcThresholds(BaseModel):
     clip_min_run: int = Field(default=3, ge=1)  # consecutive full-scale samples = one clip
     clip_warning_events: int = Field(default=1, ge=1)
     clip_error_events: int = Field(default=0, ge=0)  # 0: clipping never rejects
+    # A source already in house format (a closed GOP every second) is analysed on its
+    # keyframes only: one picture per second, enough for black/freeze of 2 s and more.
+    keyframes_only_for_conforming: bool = True
     interlace_min_share: float = Field(default=0.5, gt=0, le=1)  # idet share to call it interlaced
 
 

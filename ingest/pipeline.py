@@ -166,15 +166,20 @@ class Ingester:
         self.check_media(request, media, meta)
         lap("probe")
         report("probe", 0.0, 0.05)(1.0)
-        analysis = analyze(media, self.config.qc, progress=report("analyze", 0.05, 0.45))
+        profile = request.profile
+        problems = conformance_problems(media, profile)
+        copy_video = not problems
+        analysis = analyze(
+            media,
+            self.config.qc,
+            keyframes_only=copy_video and self.config.qc.keyframes_only_for_conforming,
+            progress=report("analyze", 0.05, 0.45),
+        )
         qc = judge(analysis, media, self.config.qc)
         lap("analyze")
         if not qc.passed:
             reasons = "; ".join(f.message for f in qc.errors)
             raise QcRejectedError(f"{request.source.name}: rejected by QC: {reasons}", qc)
-        profile = request.profile
-        problems = conformance_problems(media, profile)
-        copy_video = not problems
         if problems:
             logger.info("%s: re-encoding video: %s", request.source.name, "; ".join(problems))
         field_order = qc.detected_field_order if qc.detected_field_order in ("tff", "bff") else None
