@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from core.clock import Clock, SystemClock
@@ -90,6 +91,11 @@ class Pacer:
         self._max_late = 0.0
         self._late_sends = 0
         self._reanchors = 0
+        self._first_pending = False
+
+    def monotonic_at(self, instant: datetime) -> float:
+        """The reading of our monotonic clock at a wall-clock instant (for ``first_due``)."""
+        return self.clock.monotonic() + (instant - self.clock.now()).total_seconds()
 
     def deadline(self, byte_offset: int) -> float:
         """The monotonic instant a byte at this engine offset is due (after the first send)."""
@@ -103,8 +109,18 @@ class Pacer:
         *,
         stop: threading.Event | None = None,
         max_seconds: float | None = None,
+        first_due: float | None = None,
     ) -> PacerStats:
-        """Pace every chunk to the sink; return at the end, on ``stop`` or after max_seconds."""
+        """Pace every chunk to the sink; return at the end, on ``stop`` or after max_seconds.
+
+        ``first_due`` is the monotonic instant the first chunk's first byte is due
+        (``monotonic_at(wall_clock(start) - lead)`` keeps the timeline on the wall clock);
+        by default it is when that chunk arrives. A first byte already late by more
+        than the catch-up window becomes slip and is worked off at the overspeed.
+        """
+        if first_due is not None and self._t0 is None:
+            self._t0 = first_due
+            self._first_pending = True
         limit = None if max_seconds is None else round(max_seconds * self.mux_rate / 8)
         for chunk in chunks:
             if stop is not None and stop.is_set():
@@ -123,6 +139,9 @@ class Pacer:
         if self._t0 is None:
             self._t0 = self.clock.monotonic()
             self._base = chunk.byte_offset
+        elif self._first_pending:
+            self._base = chunk.byte_offset
+        self._first_pending = False
         data = chunk.data
         offset = chunk.byte_offset
         end = len(data)
