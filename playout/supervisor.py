@@ -1,0 +1,455 @@
+"""`skyclass playout up`: every channel on air, one process each, restarted if it dies.
+
+Note for playout/cli.py (engine): call ``playout.supervisor.register(playout_app)``
+with the ``playout`` Typer group; it adds the ``up`` command. Hot reload contract:
+see ``playout.reload`` (the engine polls ``RundownWatcher.changed()`` between items
+and may call ``install_reload_signal()`` so our SIGHUP makes it look at once).
+
+Why one process per channel: a crash, a leak or a stuck PyAV call takes one
+channel off air for the restart (< 2 s: ``playout run`` resumes at the
+wall-clock position), never all of them, and each channel gets its own core
+when there are several. The supervisor itself does no media work:
+
+* it starts ``skyclass playout run --channel ID`` per channel, logs each exit
+  (code or signal) and restarts with backoff (1 s doubling to 30 s, reset after a
+  minute of stable running), so a channel that cannot start does not spin;
+* a pid file per channel (``var/run/playout-ID.pid``) lets a new supervisor kill
+  an orphaned child of a supervisor that was SIGKILLed, so two processes never
+  send the same channel;
+* an APScheduler cron job compiles tomorrow's rundowns every day (20:00 Beijing
+  by default), and at start-up any missing rundown for today or tomorrow is
+  compiled at once;
+* it watches today's compiled rundown of each channel (stat, then sha256) and
+  signals the channel's process (SIGHUP) when a new version lands; the engine
+  splices in future events only (``playout.reload.merge_future``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import IO, Annotated, Any, cast
+from zoneinfo import ZoneInfo
+
+import typer
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from core.clock import Clock, SystemClock
+from core.errors import BadInputError
+from epg.context import EpgRuntime, EpgServices
+from epg.rundown import rundown_path
+from playout.reload import RELOAD_SIGNAL
+
+logger = logging.getLogger(__name__)
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+STABLE_AFTER = 60.0
+STOP_TIMEOUT = 5.0
+COMPILE_AT = dtime(20, 0)
+COMPILE_JOB_ID = "compile-rundowns"
+
+CompileDay = Callable[[date], object]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildSpec:
+    """How to run one channel's playout process."""
+
+    channel_id: str
+    argv: tuple[str, ...]
+    log_path: Path | None = None  # stdout+stderr, appended; None inherits ours
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class _Child:
+    spec: ChildSpec
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff: float = BACKOFF_FIRST
+    next_start: float = 0.0
+    rundown_key: tuple[int, int, int] | None = None
+    rundown_sha: str | None = None
+    rundown_path: Path | None = None
+    reloads: int = 0
+    exits: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    """Keeps one process per channel running; see the module docstring."""
+
+    def __init__(
+        self,
+        specs: Sequence[ChildSpec],
+        *,
+        clock: Clock | None = None,
+        zone: ZoneInfo = BEIJING,
+        rundown_dir: Path | None = None,
+        pid_dir: Path | None = None,
+        backoff_first: float = BACKOFF_FIRST,
+        backoff_max: float = BACKOFF_MAX,
+        stable_after: float = STABLE_AFTER,
+        stop_timeout: float = STOP_TIMEOUT,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.zone = zone
+        self.rundown_dir = rundown_dir
+        self.pid_dir = pid_dir
+        self.backoff_first = backoff_first
+        self.backoff_max = backoff_max
+        self.stable_after = stable_after
+        self.stop_timeout = stop_timeout
+        self._children = {s.channel_id: _Child(spec=s, backoff=backoff_first) for s in specs}
+        self._lock = threading.Lock()
+
+    # -- processes ---------------------------------------------------------------
+
+    def _pid_file(self, channel_id: str) -> Path | None:
+        return None if self.pid_dir is None else self.pid_dir / f"playout-{channel_id}.pid"
+
+    def _kill_orphan(self, channel_id: str) -> None:
+        """Kill a child left running by a supervisor that died without stopping it."""
+        pid_file = self._pid_file(channel_id)
+        if pid_file is None:
+            return
+        try:
+            pid = int(pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return
+        if channel_id.encode() not in cmdline or pid == os.getpid():
+            return  # the pid was reused by something else
+        logger.warning("%s: killing orphaned playout process %d", channel_id, pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    def _spawn(self, child: _Child) -> None:
+        spec = child.spec
+        if child.log is None and spec.log_path is not None:
+            spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+            child.log = spec.log_path.open("ab")
+        env = {**os.environ, **dict(spec.env)}
+        try:
+            child.process = subprocess.Popen(
+                spec.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=child.log,
+                stderr=subprocess.STDOUT if child.log is not None else None,
+                env=env,
+                start_new_session=True,  # a terminal's ^C or hangup reaches the supervisor only
+            )
+        except OSError as exc:
+            logger.error("%s: cannot start playout (%s): %s", spec.channel_id, spec.argv[0], exc)
+            self._schedule_restart(child)
+            return
+        child.started_at = self.clock.monotonic()
+        pid_file = self._pid_file(spec.channel_id)
+        if pid_file is not None:
+            pid_file.parent.mkdir(parents=True, exist_ok=True)
+            pid_file.write_text(f"{child.process.pid}\n")
+        logger.info("%s: playout started, pid %d", spec.channel_id, child.process.pid)
+
+    def _schedule_restart(self, child: _Child) -> None:
+        now = self.clock.monotonic()
+        if child.started_at and now - child.started_at >= self.stable_after:
+            child.backoff = self.backoff_first
+        child.next_start = now + child.backoff
+        child.backoff = min(child.backoff * 2, self.backoff_max)
+
+    def start(self) -> None:
+        with self._lock:
+            for channel_id, child in self._children.items():
+                self._kill_orphan(channel_id)
+                self._spawn(child)
+                self._watch_rundown(child, notify=False)
+
+    def poll(self) -> None:
+        """Restart exited children whose backoff is over; notice new rundowns."""
+        with self._lock:
+            now = self.clock.monotonic()
+            for channel_id, child in self._children.items():
+                process = child.process
+                if process is not None:
+                    code = process.poll()
+                    if code is None:
+                        self._watch_rundown(child, notify=True)
+                        continue
+                    child.process = None
+                    child.exits.append(code)
+                    self._schedule_restart(child)
+                    how = f"signal {-code}" if code < 0 else f"exit code {code}"
+                    logger.warning(
+                        "%s: playout died (%s); restart #%d in %.1f s",
+                        channel_id,
+                        how,
+                        child.restarts + 1,
+                        child.next_start - now,
+                    )
+                    continue
+                if now >= child.next_start:
+                    child.restarts += 1
+                    self._spawn(child)
+
+    def run(self, stop: threading.Event, *, interval: float = 0.5) -> None:
+        """Start everything, then poll until ``stop`` is set; stop the children at the end."""
+        self.start()
+        try:
+            while not stop.wait(interval):
+                self.poll()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """SIGTERM every child, then SIGKILL what is still running after stop_timeout."""
+        with self._lock:
+            running = [c for c in self._children.values() if c.process is not None]
+            for child in running:
+                assert child.process is not None
+                child.process.terminate()
+            for child in running:
+                assert child.process is not None
+                try:
+                    child.process.wait(self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    logger.error("%s: did not stop, killing it", child.spec.channel_id)
+                    child.process.kill()
+                    child.process.wait()
+                child.process = None
+                pid_file = self._pid_file(child.spec.channel_id)
+                if pid_file is not None:
+                    pid_file.unlink(missing_ok=True)
+            for child in self._children.values():
+                if child.log is not None:
+                    child.log.close()
+                    child.log = None
+
+    # -- hot reload ---------------------------------------------------------------
+
+    def _watch_rundown(self, child: _Child, *, notify: bool) -> None:
+        """Signal the child when today's compiled rundown is replaced by a new version."""
+        if self.rundown_dir is None:
+            return
+        today = self.clock.now().astimezone(self.zone).date()
+        path = rundown_path(self.rundown_dir, child.spec.channel_id, today)
+        if path != child.rundown_path:
+            # A new broadcast day: the engine opens it itself; start watching afresh.
+            child.rundown_path, child.rundown_key, child.rundown_sha = path, None, None
+            notify = False
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if key == child.rundown_key:
+            return
+        child.rundown_key = key
+        try:
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            return
+        if sha == child.rundown_sha:
+            return
+        first = child.rundown_sha is None
+        child.rundown_sha = sha
+        if not notify or first or child.process is None:
+            return
+        child.reloads += 1
+        logger.info(
+            "%s: new rundown %s (sha256 %s): asking playout to reload future events",
+            child.spec.channel_id,
+            path.name,
+            sha[:12],
+        )
+        with contextlib.suppress(ProcessLookupError):
+            child.process.send_signal(RELOAD_SIGNAL)
+
+    # -- introspection (operators' status, tests) ----------------------------------
+
+    def pid(self, channel_id: str) -> int | None:
+        process = self._children[channel_id].process
+        return None if process is None else process.pid
+
+    def restarts(self, channel_id: str) -> int:
+        return self._children[channel_id].restarts
+
+    def reloads(self, channel_id: str) -> int:
+        return self._children[channel_id].reloads
+
+
+# -- daily rundown compilation -------------------------------------------------------
+
+
+def tomorrow(clock: Clock, zone: ZoneInfo = BEIJING) -> date:
+    """The broadcast date after today's in Beijing time (the day starts at 00:00 there)."""
+    return clock.now().astimezone(zone).date() + timedelta(days=1)
+
+
+def compile_tomorrow(compile_day: CompileDay, clock: Clock, zone: ZoneInfo = BEIJING) -> None:
+    """The cron job: compile every channel's rundown for tomorrow; failures are logged.
+
+    The scheduler thread must survive a failure, and today's air is unaffected by it.
+    """
+    compile_once(compile_day, tomorrow(clock, zone))
+
+
+def compile_once(compile_day: CompileDay, day: date) -> None:
+    """Compile one day now (start-up catch-up); failures are logged."""
+    try:
+        compile_day(day)
+    except Exception:
+        logger.exception("compiling the rundowns for %s failed", day)
+        return
+    logger.info("compiled the rundowns for %s", day)
+
+
+def schedule_compile(
+    scheduler: BackgroundScheduler,
+    compile_day: CompileDay,
+    *,
+    clock: Clock,
+    zone: ZoneInfo = BEIJING,
+    at: dtime = COMPILE_AT,
+) -> Any:
+    """Add the daily cron job (Beijing time; a missed run within an hour still runs once)."""
+    return scheduler.add_job(
+        compile_tomorrow,
+        CronTrigger(hour=at.hour, minute=at.minute, timezone=zone),
+        args=(compile_day, clock, zone),
+        id=COMPILE_JOB_ID,
+        name="compile tomorrow's rundowns",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=3600,
+        replace_existing=True,
+    )
+
+
+def missing_days(
+    rundown_dir: Path, channel_ids: Sequence[str], clock: Clock, zone: ZoneInfo = BEIJING
+) -> list[date]:
+    """Today and tomorrow, for each that some channel has no compiled rundown yet."""
+    today = clock.now().astimezone(zone).date()
+    days = [today, today + timedelta(days=1)]
+    return [
+        day
+        for day in days
+        if any(not rundown_path(rundown_dir, ch, day).exists() for ch in channel_ids)
+    ]
+
+
+# -- CLI -----------------------------------------------------------------------------
+
+
+def playout_argv(channel_id: str) -> tuple[str, ...]:
+    """The command that runs one channel: the same skyclass installation as ours."""
+    script = Path(sys.executable).with_name("skyclass")
+    if script.exists():
+        return (str(script), "playout", "run", "--channel", channel_id)
+    return (
+        sys.executable,
+        "-c",
+        "import sys; from skyclass.cli import run; sys.argv[0] = 'skyclass'; run()",
+        "playout",
+        "run",
+        "--channel",
+        channel_id,
+    )
+
+
+def compile_with_epg(runtime: EpgRuntime) -> CompileDay:
+    """The EPG package's "compile every channel for a date into var/rundowns"."""
+    services = EpgServices(runtime)
+    return lambda day: services.compiler.compile_all(day, services.rundown_dir)
+
+
+def up(
+    ctx: typer.Context,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option("--channel", help="Run only these channels (repeatable; default: all)."),
+    ] = None,
+    compile_at: Annotated[
+        str, typer.Option("--compile-at", help="Beijing time of the daily compile, HH:MM.")
+    ] = COMPILE_AT.strftime("%H:%M"),
+    no_compile: Annotated[
+        bool, typer.Option("--no-compile", help="Do not compile rundowns (another host does).")
+    ] = False,
+) -> None:
+    """Run every channel (one process each), restart any that dies, compile rundowns daily."""
+    runtime = cast(EpgRuntime, ctx.obj)
+    ids = list(channel) if channel else [c.id for c in runtime.registry]
+    for channel_id in ids:
+        runtime.registry.get(channel_id)
+    try:
+        at = dtime.fromisoformat(compile_at)
+    except ValueError:
+        raise BadInputError(f"--compile-at {compile_at!r}: use HH:MM, e.g. 20:00") from None
+    var_dir = runtime.var_dir
+    config = ctx.find_root().params.get("config")
+    env = (("SKYCLASS_CONFIG", str(Path(config).resolve())),) if config else ()
+    specs = [
+        ChildSpec(
+            channel_id=cid,
+            argv=playout_argv(cid),
+            log_path=var_dir / "log" / "playout" / f"{cid}.log",
+            env=env,
+        )
+        for cid in ids
+    ]
+    rundown_dir = var_dir / "rundowns"
+    supervisor = Supervisor(
+        specs,
+        clock=runtime.clock,
+        zone=runtime.zone,
+        rundown_dir=rundown_dir,
+        pid_dir=var_dir / "run",
+    )
+    scheduler = BackgroundScheduler(timezone=runtime.zone)
+    if not no_compile:
+        compile_day = compile_with_epg(runtime)
+        schedule_compile(scheduler, compile_day, clock=runtime.clock, zone=runtime.zone, at=at)
+        for day in missing_days(rundown_dir, ids, runtime.clock, runtime.zone):
+            # Run at once in the scheduler's thread: the channels start meanwhile (on slate
+            # or filler if today's rundown is missing) and pick the file up when it lands.
+            scheduler.add_job(
+                compile_once, args=(compile_day, day), id=f"compile-{day}", name=f"compile {day}"
+            )
+
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        logger.info("signal %d: stopping every channel", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    # Like nohup; children inherit SIG_IGN, so a reload SIGHUP never kills a child
+    # that has no handler for it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    scheduler.start()
+    typer.echo(f"playout up: {len(specs)} channel(s); logs in {var_dir / 'log' / 'playout'}")
+    try:
+        supervisor.run(stop)
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``up`` to the ``playout`` command group."""
+    app.command("up")(up)
