@@ -11,8 +11,14 @@ wall-clock position), never all of them, and each channel gets its own core
 when there are several. The supervisor itself does no media work:
 
 * it starts ``skyclass playout run --channel ID`` per channel, logs each exit
-  (code or signal) and restarts with backoff (1 s doubling to 30 s, reset after a
-  minute of stable running), so a channel that cannot start does not spin;
+  (code or signal) and restarts it: at once the first time, then with backoff
+  (1 s doubling to 30 s, reset after a minute of stable running), so a channel
+  that cannot start does not spin;
+* restarts are warm: for each channel a standby process has already imported
+  skyclass (about 1.5–2 s of imports: PyAV, SciPy, SQLAlchemy…) and waits on
+  stdin; the restart just says "go", so the channel is back on air within
+  the engine's own start-up (a few hundred ms), well inside the 2 s target. It
+  costs one idle interpreter per channel (~100 MB);
 * a pid file per channel (``var/run/playout-ID.pid``) lets a new supervisor kill
   an orphaned child of a supervisor that was SIGKILLed, so two processes never
   send the same channel;
@@ -73,6 +79,9 @@ class ChildSpec:
     argv: tuple[str, ...]
     log_path: Path | None = None  # stdout+stderr, appended; None inherits ours
     env: tuple[tuple[str, str], ...] = ()
+    #: argv is a standby command (``standby_argv``): it imports everything, then waits
+    #: for "go" on stdin. The supervisor keeps one ready per channel.
+    standby: bool = False
 
 
 @dataclass
@@ -81,8 +90,9 @@ class _Child:
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
     started_at: float = 0.0
+    standby: subprocess.Popen[bytes] | None = None
     restarts: int = 0
-    backoff: float = BACKOFF_FIRST
+    failures: int = 0  # consecutive deaths without a stable run in between
     next_start: float = 0.0
     rundown_key: tuple[int, int, int] | None = None
     rundown_sha: str | None = None
@@ -115,7 +125,7 @@ class Supervisor:
         self.backoff_max = backoff_max
         self.stable_after = stable_after
         self.stop_timeout = stop_timeout
-        self._children = {s.channel_id: _Child(spec=s, backoff=backoff_first) for s in specs}
+        self._children = {s.channel_id: _Child(spec=s) for s in specs}
         self._lock = threading.Lock()
 
     # -- processes ---------------------------------------------------------------
@@ -139,38 +149,72 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
-    def _spawn(self, child: _Child) -> None:
+    def _popen(self, child: _Child, *, standby: bool) -> subprocess.Popen[bytes]:
         spec = child.spec
         if child.log is None and spec.log_path is not None:
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)
             child.log = spec.log_path.open("ab")
-        env = {**os.environ, **dict(spec.env)}
+        return subprocess.Popen(
+            spec.argv,
+            stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
+            stdout=child.log,
+            stderr=subprocess.STDOUT if child.log is not None else None,
+            env={**os.environ, **dict(spec.env)},
+            start_new_session=True,  # a terminal's ^C or hangup reaches the supervisor only
+        )
+
+    def _prepare_standby(self, child: _Child) -> None:
+        """Start the channel's next process now, so a restart skips the imports."""
+        if not child.spec.standby or child.standby is not None:
+            return
         try:
-            child.process = subprocess.Popen(
-                spec.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=child.log,
-                stderr=subprocess.STDOUT if child.log is not None else None,
-                env=env,
-                start_new_session=True,  # a terminal's ^C or hangup reaches the supervisor only
-            )
+            child.standby = self._popen(child, standby=True)
+        except OSError as exc:
+            logger.error("%s: cannot start a standby: %s", child.spec.channel_id, exc)
+
+    def _spawn(self, child: _Child) -> None:
+        spec = child.spec
+        standby, child.standby = child.standby, None
+        if standby is not None and standby.poll() is not None:
+            standby = None  # it died waiting (logged in its own log file)
+        try:
+            if spec.standby:
+                process = standby or self._popen(child, standby=True)
+                assert process.stdin is not None
+                process.stdin.write(b"go\n")
+                process.stdin.close()
+            else:
+                process = self._popen(child, standby=False)
         except OSError as exc:
             logger.error("%s: cannot start playout (%s): %s", spec.channel_id, spec.argv[0], exc)
             self._schedule_restart(child)
             return
+        child.process = process
         child.started_at = self.clock.monotonic()
         pid_file = self._pid_file(spec.channel_id)
         if pid_file is not None:
             pid_file.parent.mkdir(parents=True, exist_ok=True)
-            pid_file.write_text(f"{child.process.pid}\n")
-        logger.info("%s: playout started, pid %d", spec.channel_id, child.process.pid)
+            pid_file.write_text(f"{process.pid}\n")
+        logger.info(
+            "%s: playout started, pid %d%s",
+            spec.channel_id,
+            process.pid,
+            " (warm standby)" if standby is not None else "",
+        )
+        self._prepare_standby(child)
 
     def _schedule_restart(self, child: _Child) -> None:
+        """The first death after a stable run restarts at once; a crash loop backs off."""
         now = self.clock.monotonic()
         if child.started_at and now - child.started_at >= self.stable_after:
-            child.backoff = self.backoff_first
-        child.next_start = now + child.backoff
-        child.backoff = min(child.backoff * 2, self.backoff_max)
+            child.failures = 0
+        child.failures += 1
+        delay = (
+            0.0
+            if child.failures == 1
+            else min(self.backoff_first * 2 ** (child.failures - 2), self.backoff_max)
+        )
+        child.next_start = now + delay
 
     def start(self) -> None:
         with self._lock:
@@ -188,6 +232,10 @@ class Supervisor:
                 if process is not None:
                     code = process.poll()
                     if code is None:
+                        if child.standby is not None and child.standby.poll() is not None:
+                            logger.warning("%s: standby died, starting another", channel_id)
+                            child.standby = None
+                            self._prepare_standby(child)
                         self._watch_rundown(child, notify=True)
                         continue
                     child.process = None
@@ -201,7 +249,6 @@ class Supervisor:
                         child.restarts + 1,
                         child.next_start - now,
                     )
-                    continue
                 if now >= child.next_start:
                     child.restarts += 1
                     self._spawn(child)
@@ -235,6 +282,10 @@ class Supervisor:
                 if pid_file is not None:
                     pid_file.unlink(missing_ok=True)
             for child in self._children.values():
+                if child.standby is not None:
+                    child.standby.kill()  # it is only waiting on stdin
+                    child.standby.wait()
+                    child.standby = None
                 if child.log is not None:
                     child.log.close()
                     child.log = None
@@ -372,6 +423,27 @@ def playout_argv(channel_id: str) -> tuple[str, ...]:
     )
 
 
+#: What a standby runs: import everything now, run ``skyclass ARGS`` when told "go".
+STANDBY_BOOTSTRAP = (
+    "import sys\n"
+    "from skyclass.cli import main\n"
+    "import playout.outputs, playout.pacer\n"
+    "if sys.stdin.readline().strip() != 'go':\n"
+    "    sys.exit(0)\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def standby_argv(channel_id: str) -> tuple[str, ...]:
+    """``skyclass playout run --channel ID``, preloaded and waiting for "go" on stdin."""
+    return (
+        sys.executable,
+        "-c",
+        STANDBY_BOOTSTRAP,
+        *("playout", "run", "--channel", channel_id),
+    )
+
+
 def compile_with_epg(runtime: EpgRuntime) -> CompileDay:
     """The EPG package's "compile every channel for a date into var/rundowns"."""
     services = EpgServices(runtime)
@@ -390,6 +462,12 @@ def up(
     no_compile: Annotated[
         bool, typer.Option("--no-compile", help="Do not compile rundowns (another host does).")
     ] = False,
+    standby: Annotated[
+        bool,
+        typer.Option(
+            "--standby/--no-standby", help="Keep a preloaded process per channel for restarts."
+        ),
+    ] = True,
 ) -> None:
     """Run every channel (one process each), restart any that dies, compile rundowns daily."""
     runtime = cast(EpgRuntime, ctx.obj)
@@ -406,9 +484,10 @@ def up(
     specs = [
         ChildSpec(
             channel_id=cid,
-            argv=playout_argv(cid),
+            argv=standby_argv(cid) if standby else playout_argv(cid),
             log_path=var_dir / "log" / "playout" / f"{cid}.log",
             env=env,
+            standby=standby,
         )
         for cid in ids
     ]

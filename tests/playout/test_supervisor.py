@@ -64,17 +64,17 @@ def test_a_killed_child_is_restarted_and_logged(caplog: pytest.LogCaptureFixture
     assert sup.pid(CHANNEL) is None
 
 
-def test_backoff_doubles_caps_and_resets_after_a_stable_run() -> None:
+def test_first_restart_is_immediate_then_backoff_doubles_caps_and_resets() -> None:
     clock = FrozenClock(datetime(2026, 9, 1, tzinfo=UTC))
     spec = ChildSpec(channel_id=CHANNEL, argv=(sys.executable, "-c", "raise SystemExit(3)"))
     sup = Supervisor([spec], clock=clock, backoff_first=1.0, backoff_max=4.0, stable_after=60.0)
     sup.start()
     delays = []
-    for _ in range(4):
+    for _ in range(5):
         child = sup._children[CHANNEL]
         assert child.process is not None
         child.process.wait(10)
-        sup.poll()  # notices the exit
+        sup.poll()  # notices the exit (and restarts at once if no backoff is due)
         assert child.exits[-1] == 3
         waited = 0.0
         while sup.pid(CHANNEL) is None:
@@ -82,15 +82,39 @@ def test_backoff_doubles_caps_and_resets_after_a_stable_run() -> None:
             waited += 0.5
             sup.poll()
         delays.append(waited)
-    assert delays == [1.0, 2.0, 4.0, 4.0]
-    # A child that ran for longer than stable_after restarts after the first backoff again.
+    assert delays == [0.0, 1.0, 2.0, 4.0, 4.0]
+    # A child that ran for longer than stable_after is restarted at once again.
     child = sup._children[CHANNEL]
     assert child.process is not None
     child.process.wait(10)
     clock.advance(61.0)
     sup.poll()
-    assert child.next_start - clock.monotonic() == 1.0
+    assert sup.pid(CHANNEL) is not None and sup.restarts(CHANNEL) == 6
     sup.stop()
+
+
+def test_restart_uses_a_warm_standby(tmp_path: Path) -> None:
+    """The standby has done its imports; "go" on stdin turns it into the channel's process."""
+    script = (
+        "import sys, time\n"
+        "if sys.stdin.readline().strip() != 'go': sys.exit(0)\n"
+        f"open({str(tmp_path / 'went')!r} + sys.argv[1], 'w').close()\n"
+        "time.sleep(30)\n"
+    )
+    spec = ChildSpec(channel_id=CHANNEL, argv=(sys.executable, "-c", script, "x"), standby=True)
+    sup = Supervisor([spec])
+    sup.start()
+    try:
+        first = sup.pid(CHANNEL)
+        standby = sup._children[CHANNEL].standby
+        assert first is not None and standby is not None
+        assert wait_for(lambda: (tmp_path / "wentx").exists())
+        os.kill(first, signal.SIGKILL)
+        assert wait_for(lambda: (sup.poll(), sup.pid(CHANNEL) == standby.pid)[1], timeout=3)
+        assert sup._children[CHANNEL].standby is not None  # the next one is already warming
+    finally:
+        sup.stop()
+    assert standby.poll() is not None
 
 
 def test_an_orphan_from_a_dead_supervisor_is_killed(tmp_path: Path) -> None:
