@@ -37,6 +37,7 @@ __all__ = [
     "Severity",
     "SilenceDetector",
     "analyze",
+    "measure_stream",
     "parse_blackdetect",
     "parse_freezedetect",
     "parse_idet",
@@ -483,8 +484,22 @@ def judge(analysis: Analysis, source: MediaProbe, thresholds: QcThresholds) -> Q
     )
 
 
-def measure_loudness(path: Path) -> LoudnessResult:
-    """The project's one meter on a file (same meter as ingest): see ingest.loudness."""
-    from ingest.loudness import measure_file
+def measure_stream(path: Path, *, audio_index: int | None = None) -> LoudnessResult:
+    """The project's meter on a file's audio, decoded by ffmpeg and piped as PCM.
 
-    return measure_file(path)
+    Same meter as `measure_file` (which decodes with PyAV frame by frame); for long
+    MP2 programmes the piped decode is several times faster, so verify uses it.
+    """
+    stream = f"0:{audio_index}" if audio_index is not None else "0:a:0"
+    frame_bytes = 4 * ANALYSIS_CHANNELS
+    meter = LoudnessMeter(ANALYSIS_RATE, ANALYSIS_CHANNELS)
+    pending = b""
+    args = ["-i", str(path), "-map", stream, "-af", HOUSE_AUDIO_FILTER,
+            "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"]  # fmt: skip
+    with FfmpegPipe(args, loglevel="error") as pipe:
+        while data := pipe.read(ANALYSIS_RATE * frame_bytes * 4):
+            data = pending + data
+            usable = len(data) // frame_bytes * frame_bytes
+            pending = data[usable:]
+            meter.feed(np.frombuffer(data[:usable], dtype="<f4").reshape(-1, ANALYSIS_CHANNELS))
+    return meter.result()

@@ -19,10 +19,10 @@ from pathlib import Path
 from channels.profiles import HouseProfile
 from core.errors import SkyclassError
 from core.timecode import FPS
-from ingest.analysis import HOUSE_AUDIO_FILTER
+from ingest.analysis import HOUSE_AUDIO_FILTER, measure_stream
 from ingest.config import IngestConfig
 from ingest.house import audio_encode_args, conformance_problems, house_video_filter
-from ingest.loudness import LoudnessResult, measure_file
+from ingest.loudness import LoudnessResult
 from ingest.probe import MediaProbe, VideoInfo, probe
 from ingest.runner import run_ffmpeg
 
@@ -201,7 +201,8 @@ def verify(path: Path, *, profile: HouseProfile, frames: int, config: IngestConf
             problems.append(
                 f"audio lasts {audio.duration_seconds:.3f} s, video {frames / FPS:.3f} s"
             )
-    loud = measure_file(path)
+    # The house file is already 48 kHz stereo, so the piped mix is the file itself.
+    loud = measure_stream(path)
     if not math.isfinite(loud.integrated_lufs) or (
         abs(loud.integrated_lufs - config.target_lufs) > config.tolerance_lu
     ):
