@@ -31,6 +31,8 @@ The pacer writes to one sink, normally a ``FanOut``, which never blocks.
 from __future__ import annotations
 
 import logging
+import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -46,6 +48,8 @@ logger = logging.getLogger(__name__)
 CATCHUP_WINDOW = 0.050
 CATCHUP_OVERSPEED = 0.02
 SEND_AHEAD = 0.0005  # send without sleeping when the deadline is this close
+PREFETCH_CHUNKS = 256
+SWITCH_INTERVAL = 0.0005  # seconds; CPython's default 5 ms would be the jitter floor
 FPS = 25
 
 
@@ -110,6 +114,7 @@ class Pacer:
         stop: threading.Event | None = None,
         max_seconds: float | None = None,
         first_due: float | None = None,
+        prefetch: int = PREFETCH_CHUNKS,
     ) -> PacerStats:
         """Pace every chunk to the sink; return at the end, on ``stop`` or after max_seconds.
 
@@ -117,7 +122,31 @@ class Pacer:
         (``monotonic_at(wall_clock(start) - lead)`` keeps the timeline on the wall clock);
         by default it is when that chunk arrives. A first byte already late by more
         than the catch-up window becomes slip and is worked off at the overspeed.
+
+        With ``prefetch`` > 0 the chunks are produced on a read-ahead thread (up to that
+        many in hand), so the time the engine spends muxing a frame never delays a
+        datagram; the GIL switch interval is lowered meanwhile so the pacing thread
+        gets the interpreter back within about a millisecond of its deadline.
         """
+        if prefetch > 0:
+            previous = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL)
+            reader = _ReadAhead(chunks, prefetch)
+            try:
+                return self._run(reader, stop=stop, max_seconds=max_seconds, first_due=first_due)
+            finally:
+                reader.close()
+                sys.setswitchinterval(previous)
+        return self._run(chunks, stop=stop, max_seconds=max_seconds, first_due=first_due)
+
+    def _run(
+        self,
+        chunks: Iterable[TsChunk],
+        *,
+        stop: threading.Event | None,
+        max_seconds: float | None,
+        first_due: float | None,
+    ) -> PacerStats:
         if first_due is not None and self._t0 is None:
             self._t0 = first_due
             self._first_pending = True
@@ -206,6 +235,53 @@ class Pacer:
             slip=self._slip,
             elapsed=elapsed,
         )
+
+
+class _ReadAhead:
+    """Iterates a chunk source on its own thread, a bounded number of chunks ahead."""
+
+    _END = object()
+
+    def __init__(self, source: Iterable[TsChunk], depth: int) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._fill, args=(source,), name="playout read-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self, source: Iterable[TsChunk]) -> None:
+        try:
+            for chunk in source:
+                if not self._put(chunk):
+                    return
+        except BaseException as exc:  # handed to the pacing thread, which re-raises it
+            self._put(exc)
+            return
+        self._put(self._END)
+
+    def __iter__(self) -> Iterator[TsChunk]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, TsChunk)
+            yield item
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(1.0)
 
 
 # -- replaying a recorded TS ------------------------------------------------------
