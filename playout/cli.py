@@ -28,6 +28,7 @@ from epg.rundown import Rundown, rundown_path
 from playout.check_sink import CheckSink, open_check_output
 from playout.engine import PlayoutEngine
 from playout.outputs.base import OutputSink
+from playout.reload import install_reload_signal
 from playout.stream import PlayoutInputError
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ def run(
         raise PlayoutInputError(f"{path} is the rundown of {rundown.channel_id}, not {channel.id}")
     urls = list(output or [o.url for o in channel.outputs])
     ledger = AsRunLedger(journal_path(runtime.var_dir, channel.id))
-    engine = PlayoutEngine(rundown, rundown_dir=rundown_dir, ledger=ledger)
+    # A new version of the file (or SIGHUP from `playout up`) splices in future events.
+    install_reload_signal()
+    engine = PlayoutEngine(rundown, rundown_dir=rundown_dir, ledger=ledger, rundown_file=path)
     frames = None if duration is None else max(1, round(duration * FPS))
     sinks: list[OutputSink] = []
     checks: list[CheckSink] = []

@@ -29,6 +29,7 @@ from epg.rundown import DAY_FRAMES, Rundown, RundownError, rundown_path
 from playout.clip import Gop, timestamp
 from playout.cues import splice_event_id, splice_insert
 from playout.mux import MUX_SHIFT_TICKS, TsMuxer
+from playout.reload import RundownWatcher
 from playout.si_inject import SiScheduler, si_events
 from playout.slate import MP2_FRAME_TICKS, Slate, build_slate, house_decode_delay
 from playout.stream import PlayoutInputError, TsChunk
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 ORIGIN = 2 * 90_000  # wire PTS of timeline frame 0 (before any test offset)
 HALF_AUDIO = MP2_FRAME_TICKS // 2
+RELOAD_POLL_FRAMES = 50  # look for a new rundown at least every 2 s of timeline
 
 
 class AudioLane:
@@ -83,7 +85,13 @@ class PlayoutEngine:
         ledger: AsRunLedger | None = None,
         on_record: Callable[[AsRunRecord], None] | None = None,
         pts_offset: int = 0,
+        rundown_file: Path | None = None,
+        hot_reload: bool = True,
     ) -> None:
+        """``rundown_file`` is where ``rundown`` came from (default: its place under
+        ``rundown_dir``); with ``hot_reload`` a new version there is spliced in
+        (future events only, playout.reload).
+        """
         self.rundown = rundown
         self.service = rundown.service
         self.profile: HouseProfile = profile_by_name(rundown.service.profile)
@@ -93,6 +101,11 @@ class PlayoutEngine:
         self.pts_offset = pts_offset
         self.records: list[AsRunRecord] = []
         self.slate: Slate = build_slate(self.profile, rundown.slate_text)
+        self.hot_reload = hot_reload
+        self._rundown_file = rundown_file
+        self._watchers: dict[int, RundownWatcher] = {}
+        self._next_poll = 0
+        self.reloads: list[tuple[int, int]] = []  # (timeline frame, schedule version) applied
 
     # ------------------------------------------------------------ helpers
 
@@ -126,10 +139,60 @@ class PlayoutEngine:
         if not path.exists():
             return None
         try:
-            return Rundown.load(path)
+            loaded = Rundown.load(path)
         except RundownError as exc:
             logger.error("%s: next day's rundown unusable: %s", self.service.channel_id, exc)
             return None
+        if self.hot_reload:
+            self._watchers[day] = RundownWatcher(path, current=loaded)
+        return loaded
+
+    def _day_file(self, day: int) -> Path | None:
+        if day == 0 and self._rundown_file is not None:
+            return self._rundown_file
+        if self.rundown_dir is None:
+            return None
+        when: date = self.rundown.broadcast_date + timedelta(days=day)
+        return rundown_path(self.rundown_dir, self.service.channel_id, when)
+
+    def _poll_reload(self, pos: int) -> None:
+        """Splice in any new rundown version (between items, and between GOPs of long ones)."""
+        self._next_poll = pos + RELOAD_POLL_FRAMES
+        timeline = self._timeline
+        today = pos // DAY_FRAMES
+        for day in sorted(self._watchers):
+            if day < today:
+                del self._watchers[day]  # that day is over: its file no longer matters
+                continue
+            new = self._watchers[day].changed()
+            if new is None:
+                continue
+            current = timeline.days.get(day)
+            if current is None:
+                continue
+            if (new.channel_id, new.broadcast_date) != (
+                current.channel_id,
+                current.broadcast_date,
+            ):
+                logger.error(
+                    "%s: %s holds the rundown of %s %s, not %s %s: ignored",
+                    self.service.channel_id,
+                    self._watchers[day].path,
+                    new.channel_id,
+                    new.broadcast_date,
+                    current.channel_id,
+                    current.broadcast_date,
+                )
+                continue
+            try:
+                timeline.reload(day, new, pos)
+            except RundownError as exc:
+                logger.error(
+                    "%s: reload failed, keeping the rundown: %s", self.service.channel_id, exc
+                )
+                continue
+            self.reloads.append((pos, new.schedule_version))
+            self._scheduler.set_events(si_events(timeline.rundowns()))
 
     def _record(self, record: AsRunRecord) -> None:
         self.records.append(record)
@@ -159,6 +222,11 @@ class PlayoutEngine:
             loader=self._load_day,
             on_record=self._record,
         )
+        self._timeline = timeline
+        if self.hot_reload:
+            path = self._day_file(0)
+            if path is not None:
+                self._watchers[0] = RundownWatcher(path, current=self.rundown)
         timeline.seek(first)
         scheduler = SiScheduler(
             self.service,
@@ -168,6 +236,7 @@ class PlayoutEngine:
             ),
             start_90k=self.wire_pts(first) - MUX_SHIFT_TICKS,
         )
+        self._scheduler = scheduler
         known_days = len(timeline.rundowns())
         muxer = TsMuxer(service=self.service, slate=self.slate, scheduler=scheduler)
         lane = AudioLane(self.slate.silence)
@@ -176,6 +245,8 @@ class PlayoutEngine:
         pos = first
         in_break: str | None = None
         while end is None or pos < end:
+            if self._watchers:
+                self._poll_reload(pos)
             play = timeline.next(pos)
             if len(timeline.rundowns()) != known_days:
                 known_days = len(timeline.rundowns())
@@ -233,6 +304,8 @@ class PlayoutEngine:
                 muxer.mux(av.Packet(self.slate.silence), pts=at, dts=at, video=False)
             if k % 25 == 24:
                 yield from muxer.drain()
+                if self._watchers and pos + k + 1 >= self._next_poll:
+                    self._poll_reload(pos + k + 1)
         yield from muxer.drain()
 
     def _air_slate(
@@ -262,6 +335,8 @@ class PlayoutEngine:
                 )
                 continue
             done += yield from self._air_gop(muxer, lane, gop, pos + done, carry)
+            if self._watchers and pos + done >= self._next_poll:
+                self._poll_reload(pos + done)
         note = f"{damaged} damaged GOPs skipped" if damaged else ""
         return done, note
 

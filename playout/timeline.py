@@ -30,6 +30,7 @@ from channels.profiles import HouseProfile
 from compliance.ledger import AsRunOutcome, AsRunRecord
 from epg.rundown import DAY_FRAMES, MediaRef, Rundown, RundownEvent, StartMode
 from playout.clip import Clip, UnplayableMedia
+from playout.reload import merge_future
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,9 @@ class Timeline:
         self._open: _Open | None = None
         self._join: int | None = None
         self._last_lesson_overrun: tuple[str, int] | None = None
+        self._reload_note: str | None = None
         self.filler_pool: tuple[MediaRef, ...] = first.filler_pool
+        self.days: dict[int, Rundown] = {}  # day index from launch → the rundown playing it
         self._load_day(first, 0)
 
     # ------------------------------------------------------------- rundowns
@@ -135,6 +138,7 @@ class Timeline:
         self._slots.extend(Slot(event=e, rundown=rundown, offset=offset) for e in rundown.events)
         if rundown.filler_pool:
             self.filler_pool = rundown.filler_pool
+        self.days[day] = rundown
         self._loaded_days = day + 1
 
     def _more(self) -> bool:
@@ -147,6 +151,51 @@ class Timeline:
         logger.info("%s: rundown for %s loaded", self.channel_id, rundown.broadcast_date)
         self._load_day(rundown, self._loaded_days)
         return True
+
+    def reload(self, day: int, new: Rundown, pos: int) -> Rundown:
+        """Play ``new`` for day ``day`` from the end of the item on air (playout.reload).
+
+        Events that already started stay as they are (the one on air is never
+        cut); pending filler before a fixed start is recomputed against the new
+        version. Returns the merged rundown now playing that day.
+        """
+        current = self.days[day]
+        offset = day * DAY_FRAMES
+        remaining = [s for s in self._slots if s.offset == offset]
+        consumed = len(current.events) - len(remaining)
+        on_air = pos - offset
+        if consumed > 0:
+            # Never hand back an event that already started, even if it started early.
+            on_air = max(on_air, current.events[consumed - 1].start_frame)
+        merged = merge_future(current, new, on_air_frame=on_air)
+        fresh = [Slot(event=e, rundown=merged, offset=offset) for e in merged.events[consumed:]]
+        self._slots = deque(
+            [s for s in self._slots if s.offset < offset]
+            + fresh
+            + [s for s in self._slots if s.offset > offset]
+        )
+        self._pending = deque(p for p in self._pending if p.role is not PlayRole.FILL)
+        self.days[day] = merged
+        if day == 0:
+            self.first = merged
+        if merged.filler_pool:
+            self.filler_pool = merged.filler_pool
+        note = (
+            f"schedule version {new.schedule_version} loaded at frame {on_air}: "
+            "future events from it"
+        )
+        if self._open is not None:
+            self._open.notes.append(note)
+        else:
+            self._reload_note = note
+        logger.info(
+            "%s: %s reloaded to schedule version %d (%d future events)",
+            self.channel_id,
+            current.broadcast_date,
+            new.schedule_version,
+            len(fresh),
+        )
+        return merged
 
     def rundowns(self) -> list[Rundown]:
         seen: dict[int, Rundown] = {}
@@ -220,6 +269,9 @@ class Timeline:
             reason=reason,
             media=media,
         )
+        if self._reload_note is not None:
+            self._open.notes.append(self._reload_note)
+            self._reload_note = None
         cuttable = not event.type.is_lesson
         if cuttable and limit is not None and limit < gop:
             why = self._late_reason(hard, pos)
