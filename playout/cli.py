@@ -26,7 +26,7 @@ from core.clock import Clock
 from core.timecode import FPS
 from epg.rundown import Rundown, rundown_path
 from playout.check_sink import CheckSink, open_check_output
-from playout.engine import PlayoutEngine
+from playout.engine import CUE_PREROLL_SECONDS, PlayoutEngine
 from playout.outputs.base import OutputSink
 from playout.reload import install_reload_signal
 from playout.stream import PlayoutInputError
@@ -83,6 +83,10 @@ def run(
         float | None, typer.Option("--duration", help="Stop after this many seconds")
     ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="No pacing: as fast as possible")] = False,
+    cue_preroll: Annotated[
+        float,
+        typer.Option("--cue-preroll", help="Seconds SCTE-35 cues arrive before their splice"),
+    ] = CUE_PREROLL_SECONDS,
 ) -> None:
     """Play a channel's rundown as one continuous CBR MPEG-TS."""
     runtime = cast(PlayoutRuntime, ctx.obj)
@@ -97,7 +101,13 @@ def run(
     ledger = AsRunLedger(journal_path(runtime.var_dir, channel.id))
     # A new version of the file (or SIGHUP from `playout up`) splices in future events.
     install_reload_signal()
-    engine = PlayoutEngine(rundown, rundown_dir=rundown_dir, ledger=ledger, rundown_file=path)
+    engine = PlayoutEngine(
+        rundown,
+        rundown_dir=rundown_dir,
+        ledger=ledger,
+        rundown_file=path,
+        cue_preroll=cue_preroll,
+    )
     frames = None if duration is None else max(1, round(duration * FPS))
     sinks: list[OutputSink] = []
     checks: list[CheckSink] = []

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 ORIGIN = 2 * 90_000  # wire PTS of timeline frame 0 (before any test offset)
 HALF_AUDIO = MP2_FRAME_TICKS // 2
+CUE_PREROLL_SECONDS = 4.0  # SCTE-35 cues arrive this long before their splice (SCTE 67 typical)
+CUE_HOLD_SLACK = 1.5  # seconds of output held beyond the pre-roll (the mux lead is 0.5 s)
 RELOAD_POLL_FRAMES = 50  # look for a new rundown at least every 2 s of timeline
 
 
@@ -87,11 +89,15 @@ class PlayoutEngine:
         pts_offset: int = 0,
         rundown_file: Path | None = None,
         hot_reload: bool = True,
+        cue_preroll: float = CUE_PREROLL_SECONDS,
     ) -> None:
         """``rundown_file`` is where ``rundown`` came from (default: its place under
         ``rundown_dir``); with ``hot_reload`` a new version there is spliced in
-        (future events only, playout.reload).
+        (future events only, playout.reload). SCTE-35 cues reach the stream
+        ``cue_preroll`` seconds before their splice time.
         """
+        if not 0 <= cue_preroll <= 30:
+            raise PlayoutInputError(f"cue pre-roll {cue_preroll} s: use 0 to 30 seconds")
         self.rundown = rundown
         self.service = rundown.service
         self.profile: HouseProfile = profile_by_name(rundown.service.profile)
@@ -102,6 +108,7 @@ class PlayoutEngine:
         self.records: list[AsRunRecord] = []
         self.slate: Slate = build_slate(self.profile, rundown.slate_text)
         self.hot_reload = hot_reload
+        self.cue_preroll_ticks = round(cue_preroll * 90_000)
         self._rundown_file = rundown_file
         self._watchers: dict[int, RundownWatcher] = {}
         self._next_poll = 0
@@ -238,7 +245,13 @@ class PlayoutEngine:
         )
         self._scheduler = scheduler
         known_days = len(timeline.rundowns())
-        muxer = TsMuxer(service=self.service, slate=self.slate, scheduler=scheduler)
+        hold_seconds = self.cue_preroll_ticks / 90_000 + CUE_HOLD_SLACK
+        muxer = TsMuxer(
+            service=self.service,
+            slate=self.slate,
+            scheduler=scheduler,
+            hold_bytes=round(hold_seconds * self.service.mux_rate / 8),
+        )
         lane = AudioLane(self.slate.silence)
         self._last_video_dts: int | None = None
         self._delay = house_decode_delay(self.profile)
@@ -253,10 +266,12 @@ class PlayoutEngine:
                 scheduler.set_events(si_events(timeline.rundowns()))
             if play.ad_break != in_break:
                 # SCTE-35 only at break edges: out where a break starts, in where it ends.
+                # Each is due its pre-roll (and a frame, for slot spacing) before the splice.
+                due = self.wire_pts(pos) - self.cue_preroll_ticks - FRAME_TICKS
                 if in_break is not None:
-                    scheduler.cue(self._cue(in_break, pos, out=False))
+                    scheduler.cue(self._cue(in_break, pos, out=False), due=due)
                 if play.ad_break is not None:
-                    scheduler.cue(self._cue(play.ad_break, pos, out=True))
+                    scheduler.cue(self._cue(play.ad_break, pos, out=True), due=due)
                 in_break = play.ad_break
             limit = play.frames if end is None else min(play.frames, end - pos)
             if play.clip is None:

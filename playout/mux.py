@@ -10,6 +10,11 @@ by packet but without a Python loop per packet:
 * null packets are replaced by due SI and cue packets (playout.si_inject);
 * the bytes are cut into TsChunks at IDR starts for the pacer and HLS.
 
+Output is held back by ``hold_bytes`` (a few seconds of stream) before the null
+slots are filled and the bytes leave: an SCTE-35 cue for a splice the engine
+only reaches now can still go into the stream its pre-roll (4 s) ahead of the
+splice. Holding costs memory, not latency: the pacer sends by byte offset.
+
 Timing: FFmpeg, given ``max_delay`` D (and no copyts), adds 2·D to every
 timestamp and starts the PCR at the first DTS + D, so DTS leads PCR by D: the
 T-STD buffer is filled D ahead. Callers pass wire timestamps ("W"), this
@@ -66,8 +71,17 @@ class _Sink(io.RawIOBase):
 class TsMuxer:
     """Mux rebased house packets; drain CBR TsChunks with SI in the null slots."""
 
-    def __init__(self, *, service: RundownService, slate: Slate, scheduler: SiScheduler) -> None:
+    def __init__(
+        self,
+        *,
+        service: RundownService,
+        slate: Slate,
+        scheduler: SiScheduler,
+        hold_bytes: int = 0,
+    ) -> None:
         self.mux_rate = service.mux_rate
+        self.hold_bytes = hold_bytes - hold_bytes % TS_PACKET
+        self._held = bytearray()  # processed packets not yet handed out (SI slots still null)
         self._scheduler = scheduler
         self._sink = _Sink()
         self._out = av.open(
@@ -128,32 +142,48 @@ class TsMuxer:
         self._out.mux(packet)
 
     def close(self) -> list[TsChunk]:
-        """Flush FFmpeg's interleaving queue and hand out the last bytes."""
+        """Flush FFmpeg's interleaving queue and hand out the last bytes, held ones included."""
         self._out.close()
-        return self.drain()
+        self._take()
+        return self._release(len(self._held))
 
     # --------------------------------------------------------------- output
 
     def drain(self) -> list[TsChunk]:
-        """Everything FFmpeg wrote since the last drain, processed and cut at IDRs."""
+        """What FFmpeg wrote, processed and cut at IDRs, except the last ``hold_bytes``."""
+        self._take()
+        return self._release(len(self._held) - self.hold_bytes)
+
+    def _take(self) -> None:
+        """Move FFmpeg's new whole packets into the hold, with our SDT/PMT fixes applied."""
         raw = self._tail + bytes(self._sink.buffer)
         self._sink.buffer.clear()
         whole = len(raw) - len(raw) % TS_PACKET
         self._tail = raw[whole:]
         if whole == 0:
-            return []
+            return
         data = bytearray(raw[:whole])
         packets = np.frombuffer(data, dtype=np.uint8).reshape(-1, TS_PACKET)
         if not (packets[:, 0] == 0x47).all():
             raise PlayoutError("the muxer wrote a packet without a sync byte: FFmpeg bug")
         pid = ((packets[:, 1].astype(np.int32) & 0x1F) << 8) | packets[:, 2]
-        base = self.byte_offset
         # FFmpeg's SDT lacks the EIT flags: blank it; ours goes in with the SI.
         for index in np.flatnonzero(pid == SDT_PID):
             data[index * TS_PACKET : (index + 1) * TS_PACKET] = NULL_PACKET
-            pid[index] = NULL_PID
         for index in np.flatnonzero(pid == PMT_PID):
             self._patch_pmt(data, int(index))
+        self._held += data
+
+    def _release(self, size: int) -> list[TsChunk]:
+        """Hand out the first ``size`` held bytes: SI into null slots, cut at IDRs."""
+        whole = max(0, size - size % TS_PACKET)
+        if whole == 0:
+            return []
+        data = bytearray(self._held[:whole])
+        del self._held[:whole]
+        packets = np.frombuffer(data, dtype=np.uint8).reshape(-1, TS_PACKET)
+        pid = ((packets[:, 1].astype(np.int32) & 0x1F) << 8) | packets[:, 2]
+        base = self.byte_offset
         has_af = (packets[:, 3] & 0x20) != 0
         af_len = packets[:, 4]
         flags = packets[:, 5]

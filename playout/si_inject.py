@@ -4,14 +4,17 @@ The CBR muxer pads with null packets (PID 0x1FFF). Replacing some of them with
 SI packets leaves the byte rate, every PCR and every PES exactly where the
 muxer put them. Each table has a period in stream time (90 kHz, the PCR of the
 slot); when a table is due its packets queue up, highest priority first, and
-take the next free slots. "Now" for EIT and TDT is the wall-clock instant of
-the timeline position at that slot, never the host clock, so the output is a
-pure function of the rundown and the start position.
+take the next free slots. SCTE-35 cues can be timed: they wait for their due
+stream time (the splice time minus the pre-roll) and then go first. "Now" for
+EIT and TDT is the wall-clock instant of the timeline position at that slot,
+never the host clock, so the output is a pure function of the rundown and the
+start position.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -35,6 +38,7 @@ TDT_PERIOD = 5 * SECOND  # at least every 30 s
 TOT_PERIOD = 10 * SECOND
 EIT_SCHEDULE_PERIOD = 10 * SECOND  # TS 101 211: first days about every 10 s
 CUE_HEARTBEAT_PERIOD = SECOND  # splice_null on the cue PID (TR 101 290 1.6: PID present)
+CUE_LATE_TICKS = SECOND // 10  # a timed cue placed later than this after its due time is late
 
 # One FIFO per PID, so a section's packets stay contiguous and in continuity order;
 # priority is only between PIDs.
@@ -128,7 +132,10 @@ class SiScheduler:
         self._null = splice_null()
         self._pf_cache: tuple[datetime, datetime, list[bytes]] | None = None
         self._schedule_cache: tuple[date, list[bytes]] | None = None
+        self._timed: list[tuple[int, int, bytes]] = []  # heap of (due, sequence, cue section)
+        self._timed_seq = 0
         self.late_packets = 0
+        self.late_cues = 0
 
     def set_events(self, events: Sequence[SiEvent]) -> None:
         """New rundown days arrived (or a reload): EIT follows from the next emission."""
@@ -137,19 +144,38 @@ class SiScheduler:
         self._pf_cache = None
         self._schedule_cache = None
 
-    def cue(self, section: bytes) -> None:
-        """Queue an SCTE-35 section ahead of everything else."""
-        self._queues[PRIORITY_CUE].extend(self._packetizers[SCTE35_PID].packetize([section]))
+    def cue(self, section: bytes, *, due: int | None = None) -> None:
+        """Queue an SCTE-35 section ahead of everything else, now or at stream time ``due``.
+
+        Timed cues are packetized only when due, so the cue PID's continuity
+        counter follows the order the packets go out in.
+        """
+        if due is None:
+            self._queues[PRIORITY_CUE].extend(self._packetizers[SCTE35_PID].packetize([section]))
+            return
+        heapq.heappush(self._timed, (due, self._timed_seq, section))
+        self._timed_seq += 1
 
     @property
     def pending(self) -> bool:
         return any(self._queues)
 
     def next_due(self) -> int:
-        return min(self._due.values())
+        due = min(self._due.values())
+        return min(due, self._timed[0][0]) if self._timed else due
 
     def advance(self, t: int) -> None:
-        """Queue every table due at stream time ``t`` (90 kHz, unwrapped)."""
+        """Queue every table (and timed cue) due at stream time ``t`` (90 kHz, unwrapped)."""
+        while self._timed and self._timed[0][0] <= t:
+            due, _seq, section = heapq.heappop(self._timed)
+            if t - due > CUE_LATE_TICKS:
+                self.late_cues += 1
+                logger.warning(
+                    "SCTE-35 cue %.3f s later than its pre-roll asked (%d late so far)",
+                    (t - due) / SECOND,
+                    self.late_cues,
+                )
+            self._queues[PRIORITY_CUE].extend(self._packetizers[SCTE35_PID].packetize([section]))
         for table in self._tables:
             due = self._due[table.name]
             if due > t:

@@ -9,6 +9,7 @@ from contextlib import redirect_stdout
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 import threefive
 from conftest import Media
@@ -169,16 +170,76 @@ def test_no_ad_cuts_a_lesson(media: Media, tmp_path: Path) -> None:
 
 
 def splice_inserts(data: bytes) -> list[tuple[bool, int]]:
+    return [(out, pts) for out, pts, _index in timed_splice_inserts(data)]
+
+
+def timed_splice_inserts(data: bytes) -> list[tuple[bool, int, int]]:
+    """(out_of_network, splice pts_time in 90 kHz, packet index) of every splice_insert."""
     found = []
-    for _index, section in sections(data, SCTE35_PID):
+    for index, section in sections(data, SCTE35_PID):
         cue = threefive.Cue(section)
         with redirect_stdout(io.StringIO()):
             cue.decode()
         if cue.command.command_type == 5:
             found.append(
-                (bool(cue.command.out_of_network_indicator), round(cue.command.pts_time * 90000))
+                (
+                    bool(cue.command.out_of_network_indicator),
+                    round(cue.command.pts_time * 90000),
+                    index,
+                )
             )
     return found
+
+
+def arrival_90k(data: bytes, index: int, mux_rate: int) -> int:
+    """The PCR (90 kHz) at which packet ``index`` arrives, from the first PCR and the CBR rate."""
+    arr = np.frombuffer(data, np.uint8).reshape(-1, 188)
+    has_pcr = ((arr[:, 3] & 0x20) != 0) & (arr[:, 4] > 0) & ((arr[:, 5] & 0x10) != 0)
+    first = int(np.flatnonzero(has_pcr)[0])
+    b = arr[first, 6:11].astype(np.int64)
+    pcr = (b[0] << 25) | (b[1] << 17) | (b[2] << 9) | (b[3] << 1) | (b[4] >> 7)
+    return int(pcr) + (index - first) * 188 * 8 * 90_000 // mux_rate
+
+
+@pytest.mark.parametrize("preroll", [4.0, 6.0])
+def test_scte35_cues_arrive_their_preroll_before_the_splice(media: Media, preroll: float) -> None:
+    """Cue-out and cue-in come ahead of the splice, whose pts_time is the edge frame's PTS."""
+    rundown = build_rundown(
+        [
+            ("L1", T.LESSON, media.lesson, 100),  # overruns by 100 frames: the break moves
+            ("A1", T.AD, media.ad, 75),
+            ("A2", T.PROMO, media.ad, 75),
+            ("L2", T.LESSON, media.short, 100),
+            ("F1", T.FILLER, media.filler, 50),  # short items right before a break
+            ("A3", T.AD, media.ad, 75),
+            ("L3", T.LESSON, media.short, 100),
+        ],
+        ad_break={"A1": "B1", "A2": "B1", "A3": "B2"},
+        fixed={"L2": True},
+    )
+    engine = PlayoutEngine(rundown, cue_preroll=preroll)
+    data = render(engine, 0, 625)
+    assert_clean(check(data))
+    cues = timed_splice_inserts(data)
+    starts = {r.event_id: r.actual_frame for r in engine.records}
+    edges = [
+        (True, starts["A1"]),  # 200: after the overrunning lesson, not at the scheduled 100
+        (False, starts["L2"]),
+        (True, starts["A3"]),
+        (False, starts["L3"]),
+    ]
+    assert [(out, pts) for out, pts, _i in cues] == [
+        (out, engine.wire_pts(frame) % PTS_WRAP) for out, frame in edges
+    ]
+    lessons = [
+        (r.actual_frame, r.actual_frame + r.duration_frames)
+        for r in engine.records
+        if r.event_type == "lesson"
+    ]
+    for (_out, pts, index), (_o, frame) in zip(cues, edges, strict=True):
+        lead = (pts - arrival_90k(data, index, rundown.service.mux_rate)) % PTS_WRAP
+        assert preroll - 0.1 <= lead / 90_000 <= preroll + 0.2, (frame, lead / 90_000)
+        assert not any(a < frame < b for a, b in lessons)  # never a splice inside a lesson
 
 
 def test_scte35_only_at_break_edges(media: Media) -> None:
