@@ -14,6 +14,7 @@ mpegts muxer is deterministic given identical input.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Generator, Iterator
 from datetime import date, datetime, timedelta
@@ -26,6 +27,7 @@ from channels.profiles import HouseProfile, profile_by_name
 from compliance.ledger import AsRunLedger, AsRunRecord
 from core.timecode import FRAME_TICKS
 from epg.rundown import DAY_FRAMES, Rundown, RundownError, rundown_path
+from epg.si.events import SiEvent
 from playout.clip import Gop, timestamp
 from playout.cues import splice_event_id, splice_insert
 from playout.mux import MUX_SHIFT_TICKS, TsMuxer
@@ -33,7 +35,7 @@ from playout.reload import RundownWatcher
 from playout.si_inject import SiScheduler, si_events
 from playout.slate import MP2_FRAME_TICKS, Slate, build_slate, house_decode_delay
 from playout.stream import PlayoutInputError, TsChunk
-from playout.timeline import Play, Timeline
+from playout.timeline import Play, Slot, Timeline
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,25 @@ class AudioLane:
         return out
 
 
+def _no_overlap(events: list[SiEvent]) -> list[SiEvent]:
+    """Sorted, with an event that would run into the next one ended where that one starts.
+
+    EIT must never list overlapping events (the encoder refuses them); a forecast
+    that still disagrees with the schedule somewhere gives way to the later event.
+    """
+    ordered = sorted(events, key=lambda e: (e.start, e.event_id))
+    out: list[SiEvent] = []
+    for event in ordered:
+        if out and out[-1].end > event.start:
+            seconds = int((event.start - out[-1].start).total_seconds())
+            if seconds < 1:
+                out.pop()
+            else:
+                out[-1] = dataclasses.replace(out[-1], duration_seconds=seconds)
+        out.append(event)
+    return out
+
+
 class PlayoutEngine:
     """Plays a channel's rundowns; ``chunks()`` yields the transport stream."""
 
@@ -113,6 +134,10 @@ class PlayoutEngine:
         self._watchers: dict[int, RundownWatcher] = {}
         self._next_poll = 0
         self.reloads: list[tuple[int, int]] = []  # (timeline frame, schedule version) applied
+        self._si_base: list[SiEvent] = []  # EIT events as scheduled
+        self._aired: dict[int, tuple[int, int]] = {}  # eit_event_id → frames it actually aired
+        self._pf_slot: Slot | None = None
+        self._pf_start = 0
 
     # ------------------------------------------------------------ helpers
 
@@ -199,7 +224,8 @@ class PlayoutEngine:
                 )
                 continue
             self.reloads.append((pos, new.schedule_version))
-            self._scheduler.set_events(si_events(timeline.rundowns()))
+            self._set_si_events()
+            self._update_pf(pos, force=True)
 
     def _record(self, record: AsRunRecord) -> None:
         self.records.append(record)
@@ -244,6 +270,9 @@ class PlayoutEngine:
             start_90k=self.wire_pts(first) - MUX_SHIFT_TICKS,
         )
         self._scheduler = scheduler
+        self._si_base = si_events(timeline.rundowns())
+        self._aired.clear()
+        self._pf_slot = None
         known_days = len(timeline.rundowns())
         hold_seconds = self.cue_preroll_ticks / 90_000 + CUE_HOLD_SLACK
         muxer = TsMuxer(
@@ -263,7 +292,10 @@ class PlayoutEngine:
             play = timeline.next(pos)
             if len(timeline.rundowns()) != known_days:
                 known_days = len(timeline.rundowns())
-                scheduler.set_events(si_events(timeline.rundowns()))
+                self._set_si_events()
+                self._update_pf(pos, force=True)
+            else:
+                self._update_pf(pos)
             if play.ad_break != in_break:
                 # SCTE-35 only at break edges: out where a break starts, in where it ends.
                 # Each is due its pre-roll (and a frame, for slot spacing) before the splice.
@@ -285,6 +317,48 @@ class PlayoutEngine:
         for at in lane.fill_to(self.wire_pts(pos)):
             muxer.mux(av.Packet(self.slate.silence), pts=at, dts=at, video=False)
         yield from muxer.close()
+
+    def _set_si_events(self) -> None:
+        self._si_base = si_events(self._timeline.rundowns())
+        self._scheduler.set_events(self._si_base)
+
+    def _update_pf(self, pos: int, *, force: bool = False) -> None:
+        """EIT p/f from what actually airs: the event on air and the next ones, as forecast.
+
+        Called when the event on air changes. An overrun shifts the following
+        event; an event that ended keeps the frames it really aired. Everything
+        comes from the timeline, so the output stays deterministic.
+        """
+        timeline = self._timeline
+        slot = timeline.on_air
+        if slot is self._pf_slot and not force:
+            return
+        previous = self._pf_slot
+        if previous is not None and previous is not slot and previous.event.si is not None:
+            self._aired[previous.event.eit_event_id] = (self._pf_start, pos)
+            while len(self._aired) > 16:
+                del self._aired[next(iter(self._aired))]
+        self._pf_slot = slot
+        adjusted = dict(self._aired)
+        for forecast in timeline.forecast():
+            if forecast.event.si is None:
+                continue
+            adjusted[forecast.event.eit_event_id] = (forecast.start, forecast.end)
+            if forecast.event is (slot.event if slot else None):
+                self._pf_start = forecast.start
+        events = [
+            e
+            if e.event_id not in adjusted
+            else dataclasses.replace(
+                e,
+                start=self.wall_clock(adjusted[e.event_id][0]),
+                duration_seconds=max(
+                    1, (adjusted[e.event_id][1] - adjusted[e.event_id][0]) // self.profile.fps
+                ),
+            )
+            for e in self._si_base
+        ]
+        self._scheduler.set_present_following(_no_overlap(events))
 
     def _cue(self, ad_break: str, frame: int, *, out: bool) -> bytes:
         logger.info(

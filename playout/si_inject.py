@@ -105,6 +105,8 @@ class SiScheduler:
         self._service = si_service(service)
         self._events = list(events)
         self._starts = [e.start for e in self._events]
+        self._pf_events = self._events
+        self._pf_starts = self._starts
         self._wall = wall_clock
         self._queues: list[deque[bytes]] = [deque() for _ in range(4)]
         self._packetizers = {
@@ -141,8 +143,19 @@ class SiScheduler:
         """New rundown days arrived (or a reload): EIT follows from the next emission."""
         self._events = list(events)
         self._starts = [e.start for e in self._events]
+        self._pf_events = self._events
+        self._pf_starts = self._starts
         self._pf_cache = None
         self._schedule_cache = None
+
+    def set_present_following(self, events: Sequence[SiEvent]) -> None:
+        """What EIT p/f says: the events as they actually air (the schedule keeps the plan)."""
+        ordered = sorted(events, key=lambda e: (e.start, e.event_id))
+        if ordered == self._pf_events:
+            return
+        self._pf_events = ordered
+        self._pf_starts = [e.start for e in ordered]
+        self._pf_cache = None
 
     def cue(self, section: bytes, *, due: int | None = None) -> None:
         """Queue an SCTE-35 section ahead of everything else, now or at stream time ``due``.
@@ -208,11 +221,12 @@ class SiScheduler:
         cache = self._pf_cache
         if cache is not None and cache[0] <= now < cache[1]:
             return cache[2]
-        sections = eit_present_following(self._service, self._events, now)
+        events = self._pf_events
+        sections = eit_present_following(self._service, events, now)
         # Valid until the next event boundary (a start or an end) after now.
-        index = bisect.bisect_right(self._starts, now)
-        bounds = [e.start for e in self._events[index : index + 1]] + [
-            e.end for e in self._events[max(0, index - 3) : index] if e.end > now
+        index = bisect.bisect_right(self._pf_starts, now)
+        bounds = [e.start for e in events[index : index + 1]] + [
+            e.end for e in events[max(0, index - 3) : index] if e.end > now
         ]
         until = min(bounds, default=now + timedelta(hours=1))
         self._pf_cache = (now, until, sections)

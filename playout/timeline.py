@@ -97,6 +97,16 @@ class _Open:
     media: MediaRef | None
     frames: int = 0
     notes: list[str] = field(default_factory=list)
+    expected_end: int = 0  # timeline frame where its plays end, once they are known
+
+
+@dataclass(frozen=True, kw_only=True)
+class Forecast:
+    """Where an event airs (or will air) on the timeline, as the engine now knows it."""
+
+    event: RundownEvent
+    start: int
+    end: int
 
 
 RundownLoader = Callable[[int], Rundown | None]  # day index from launch → rundown
@@ -196,6 +206,47 @@ class Timeline:
             len(fresh),
         )
         return merged
+
+    @property
+    def on_air(self) -> Slot | None:
+        """The event whose plays are airing (None between events: fill or end slate)."""
+        return self._open.slot if self._open is not None else None
+
+    def forecast(self, count: int = 2) -> list[Forecast]:
+        """The event on air and the next ``count`` EPG events, where they actually air.
+
+        The event on air runs to the end of its plays (a lesson is never cut);
+        what follows starts at its schedule or, after an overrun, when the
+        previous item ends (a hard start still cuts what is not a lesson).
+        """
+        out: list[Forecast] = []
+        floor: int | None = None  # where the previous item ends
+        after_lessons: int | None = None  # where the last lesson ends: even hard starts wait
+        current = self._open
+        if current is not None:
+            joined = current.actual > current.slot.start and current.reason.startswith("joined")
+            start = current.slot.start if joined else current.actual
+            out.append(Forecast(event=current.slot.event, start=start, end=current.expected_end))
+            floor = current.expected_end
+            if current.slot.event.type.is_lesson:
+                after_lessons = floor
+        found = 0
+        for slot in self._slots:
+            if found >= count:
+                break
+            start = slot.start
+            if floor is not None and not slot.hard_fixed:
+                start = max(start, floor)
+            if after_lessons is not None:
+                start = max(start, after_lessons)
+            end = start + slot.event.duration_frames
+            if slot.event.si is not None:
+                out.append(Forecast(event=slot.event, start=start, end=end))
+                found += 1
+            floor = end
+            if slot.event.type.is_lesson:
+                after_lessons = end
+        return out
 
     def rundowns(self) -> list[Rundown]:
         seen: dict[int, Rundown] = {}
@@ -306,6 +357,7 @@ class Timeline:
                 self._open.outcome = AsRunOutcome.SKIPPED
                 self._finish(pos)
                 return None
+            self._open.expected_end = pos + sum(p.frames for p in plays)
             self._pending.extend(plays[1:])
             return plays[0]
         frames = remaining
@@ -337,6 +389,7 @@ class Timeline:
         if not sequence:
             self._finish(pos)
             return None
+        self._open.expected_end = pos + sum(p.frames for p in sequence)
         self._pending.extend(sequence[1:])
         return sequence[0]
 

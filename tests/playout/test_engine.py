@@ -381,3 +381,59 @@ def test_short_runs_end_cleanly(media: Media, frames: int) -> None:
     rundown = build_rundown([("L1", T.LESSON, media.short, 100)])
     data = render(PlayoutEngine(rundown), 0, frames)
     assert len(data) % 188 == 0 and data[0] == 0x47
+
+
+def pf_timeline(
+    data: bytes, engine: PlayoutEngine
+) -> list[tuple[float, tuple[str, float, int] | None, tuple[str, float] | None]]:
+    """(arrival second on the timeline, present (name, start s, duration s), following)."""
+    mux_rate = engine.rundown.service.mux_rate
+    day_start = engine.rundown.day_start
+    present: dict[int, tuple[str, float, int] | None] = {}
+    out = []
+    for index, section in sections(data, 0x12):
+        eit = decode_eit(section)
+        if eit.table_id != 0x4E:
+            continue
+        t = (arrival_90k(data, index, mux_rate) - engine.wire_pts(0)) / 90_000
+        event = eit.events[0] if eit.events else None
+        info = None
+        if event is not None and event.start is not None:
+            info = (
+                event.name,
+                (event.start - day_start).total_seconds(),
+                event.duration_seconds or 0,
+            )
+        if eit.section_number == 0:
+            present[index] = info
+        elif present:
+            now = present[max(present)]
+            out.append((t, now, None if info is None else info[:2]))
+    return out
+
+
+def test_eit_present_following_follow_what_actually_airs(media: Media) -> None:
+    """L1 overruns its 4 s slot by 4 s: EIT shows it on air 8 s and L2 following at 8 s."""
+    rundown = build_rundown(
+        [
+            ("L1", T.LESSON, media.lesson, 100),
+            ("L2", T.LESSON, media.short, 100),
+            ("A1", T.AD, media.ad, 75),
+            ("L3", T.LESSON, media.short, 100),
+        ],
+        ad_break={"A1": "B1"},
+        fixed={"L3": True},
+    )
+    engine = PlayoutEngine(rundown)
+    data = render(engine, 0, 375)
+    starts = {r.event_id: r.actual_frame for r in engine.records}
+    assert (starts["L2"], starts["L3"]) == (200, 300)  # L2 shifted; hard L3 held, A1 cut
+    shown = pf_timeline(data, engine)
+    assert shown
+    # While L1 runs (to 8 s): L1 present for 8 s, L2 following from 8 s, not 4 s.
+    during_l1 = {(now, nxt) for t, now, nxt in shown if 0.5 < t < 7.5}
+    assert during_l1 == {(("第0课 L1", 0.0, 8), ("第1课 L2", 8.0))}
+    during_l2 = {(now, nxt) for t, now, nxt in shown if 8.5 < t < 11.5}
+    assert during_l2 == {(("第1课 L2", 8.0, 4), ("第3课 L3", 12.0))}
+    # Deterministic: the same rundown gives the same bytes.
+    assert render(PlayoutEngine(rundown), 0, 375) == data
