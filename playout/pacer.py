@@ -31,10 +31,10 @@ The pacer writes to one sink, normally a ``FanOut``, which never blocks.
 from __future__ import annotations
 
 import logging
-import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 CATCHUP_WINDOW = 0.050
 CATCHUP_OVERSPEED = 0.02
 SEND_AHEAD = 0.0005  # send without sleeping when the deadline is this close
-PREFETCH_CHUNKS = 256
+PREFETCH_SECONDS = 0.1
 SWITCH_INTERVAL = 0.0005  # seconds; CPython's default 5 ms would be the jitter floor
 FPS = 25
 
@@ -114,7 +114,7 @@ class Pacer:
         stop: threading.Event | None = None,
         max_seconds: float | None = None,
         first_due: float | None = None,
-        prefetch: int = PREFETCH_CHUNKS,
+        prefetch: float = PREFETCH_SECONDS,
     ) -> PacerStats:
         """Pace every chunk to the sink; return at the end, on ``stop`` or after max_seconds.
 
@@ -124,14 +124,14 @@ class Pacer:
         than the catch-up window becomes slip and is worked off at the overspeed.
 
         With ``prefetch`` > 0 the chunks are produced on a read-ahead thread (up to that
-        many in hand), so the time the engine spends muxing a frame never delays a
+        many seconds of stream in hand), so the time the engine spends muxing a frame never delays a
         datagram; the GIL switch interval is lowered meanwhile so the pacing thread
         gets the interpreter back within about a millisecond of its deadline.
         """
         if prefetch > 0:
             previous = sys.getswitchinterval()
             sys.setswitchinterval(SWITCH_INTERVAL)
-            reader = _ReadAhead(chunks, prefetch)
+            reader = _ReadAhead(chunks, max(1, round(prefetch * self.mux_rate / 8)))
             try:
                 return self._run(reader, stop=stop, max_seconds=max_seconds, first_due=first_due)
             finally:
@@ -238,40 +238,56 @@ class Pacer:
 
 
 class _ReadAhead:
-    """Iterates a chunk source on its own thread, a bounded number of chunks ahead."""
+    """Iterates a chunk source on its own thread, at most ``limit`` bytes ahead.
+
+    Bounded in bytes (time), not chunks: the engine writes the as-run when it has
+    muxed an event's last frame, so every byte held here is air time the as-run
+    would claim early if the process died.
+    """
 
     _END = object()
 
-    def __init__(self, source: Iterable[TsChunk], depth: int) -> None:
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._closed = threading.Event()
+    def __init__(self, source: Iterable[TsChunk], limit: int) -> None:
+        self._items: deque[object] = deque()
+        self._bytes = 0
+        self._limit = limit
+        self._cond = threading.Condition()
+        self._closed = False
         self._thread = threading.Thread(
             target=self._fill, args=(source,), name="playout read-ahead", daemon=True
         )
         self._thread.start()
 
-    def _put(self, item: object) -> bool:
-        while not self._closed.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _put(self, item: object, size: int) -> bool:
+        with self._cond:
+            while self._bytes >= self._limit and not self._closed:
+                self._cond.wait(0.2)
+            if self._closed:
+                return False
+            self._items.append(item)
+            self._bytes += size
+            self._cond.notify_all()
+            return True
 
     def _fill(self, source: Iterable[TsChunk]) -> None:
         try:
             for chunk in source:
-                if not self._put(chunk):
+                if not self._put(chunk, len(chunk.data)):
                     return
         except BaseException as exc:  # handed to the pacing thread, which re-raises it
-            self._put(exc)
+            self._put(exc, 0)
             return
-        self._put(self._END)
+        self._put(self._END, 0)
 
     def __iter__(self) -> Iterator[TsChunk]:
         while True:
-            item = self._queue.get()
+            with self._cond:
+                while not self._items:
+                    self._cond.wait()
+                item = self._items.popleft()
+                if isinstance(item, TsChunk):
+                    self._bytes -= len(item.data)
+                self._cond.notify_all()
             if item is self._END:
                 return
             if isinstance(item, BaseException):
@@ -280,7 +296,9 @@ class _ReadAhead:
             yield item
 
     def close(self) -> None:
-        self._closed.set()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
         self._thread.join(1.0)
 
 
