@@ -1,9 +1,13 @@
 """A house-format asset read as closed GOPs, without decoding.
 
 The engine rebases whole GOPs onto the channel timeline, so a cut or an in-point
-always falls on an IDR. A GOP whose packets are flagged corrupt, whose frame
-count or timestamps are off, or that the demuxer fails inside is reported as
-damaged, and the reader continues at the next IDR.
+always falls on an IDR. Timestamps are read in whatever time base the container
+uses (1/90000 in TS, 1/1000 in the Matroska that ingest stores) and turned into
+frame indices and exact 90 kHz ticks here, never rounded milliseconds; decode
+timestamps are rebuilt from decode order (Matroska has none for some pictures).
+A GOP whose packets are flagged corrupt, whose frame count or timestamps are off,
+or that the demuxer fails inside is reported as damaged, and the reader
+continues at the next IDR.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import av
 import av.error
+from av.bitstream import BitStreamFilterContext
 
 from channels.profiles import HouseProfile
 from core.timecode import FRAME_TICKS
@@ -42,11 +48,18 @@ class UnplayableMedia(PlayoutError):
 
 @dataclass(frozen=True, kw_only=True)
 class Gop:
-    """One closed GOP: video in decode order (IDR first), and the audio that goes with it."""
+    """One closed GOP: video in decode order (IDR first), and the audio that goes with it.
+
+    ``frame_pts`` is each video packet's picture number from the GOP's first
+    picture (decode order), ``audio`` pairs each audio packet with its 90 kHz
+    time from that picture; both are exact whatever the container's time base.
+    """
 
     index: int  # GOP number within the asset, from 0
     video: list[av.Packet[Any]]
-    audio: list[av.Packet[Any]]
+    frame_pts: list[int]
+    first_frame: int  # frame index of the first picture in the asset's own timestamps
+    audio: list[tuple[int, av.Packet[Any]]] = field(default_factory=list)
     damaged: str | None = None  # why it must not air
 
     @property
@@ -54,12 +67,21 @@ class Gop:
         return len(self.video)
 
     @property
-    def first_pts(self) -> int:
-        return min(timestamp(p.pts) for p in self.video)
+    def end_ticks(self) -> int:
+        """Asset time (90 kHz) just after the last picture."""
+        return (self.first_frame + max(self.frame_pts, default=0) + 1) * FRAME_TICKS
 
     @property
-    def end_pts(self) -> int:
-        return max(timestamp(p.pts) for p in self.video) + FRAME_TICKS
+    def decode_delay(self) -> int:
+        """Frames the first DTS leads the first PTS so every DTS precedes its PTS."""
+        return max((k - p for k, p in enumerate(self.frame_pts)), default=0)
+
+
+def _scaled(value: int, time_base: Fraction, units: int) -> int:
+    """``value`` in ``time_base`` as a whole number of 1/units seconds, rounded half up."""
+    num = value * time_base.numerator * units
+    den = time_base.denominator
+    return (2 * num + den) // (2 * den)
 
 
 @dataclass
@@ -139,9 +161,11 @@ class Clip:
 
     def gops(self, first: int = 0) -> Iterator[Gop]:
         """GOPs from number ``first`` on; damaged ones are yielded flagged, never raised."""
+        fps = self.profile.fps
         completed: deque[Gop] = deque()
-        audio: list[av.Packet[Any]] = []
+        audio: list[tuple[int, av.Packet[Any]]] = []  # (asset time in 90 kHz, packet)
         video: list[av.Packet[Any]] = []
+        frames: list[int] = []  # frame index of each video packet
         damaged: str | None = None
         index = -1
         last_audio = -(1 << 62)
@@ -151,7 +175,11 @@ class Clip:
             logger.error("asset %s: cannot reopen (%s)", self.media.asset_id, exc)
             return
         with container:
-            packets = container.demux(container.streams.video[0], container.streams.audio[0])
+            vstream = container.streams.video[0]
+            astream = container.streams.audio[0]
+            vtb = vstream.time_base or Fraction(1, 90_000)
+            atb = astream.time_base or Fraction(1, 90_000)
+            packets = _annex_b(container.demux(vstream, astream), vstream)
             while True:
                 try:
                     packet = next(packets)
@@ -161,55 +189,88 @@ class Clip:
                     damaged = f"demux error: {exc}"
                     logger.warning("asset %s: %s", self.media.asset_id, damaged)
                     break
-                if packet.dts is None or packet.pts is None or packet.size == 0:
+                if packet.pts is None or packet.size == 0:
                     continue
                 if packet.stream.type == "audio":
-                    audio.append(packet)
-                    last_audio = max(last_audio, timestamp(packet.pts))
+                    at = _scaled(packet.pts, atb, 90_000)
+                    audio.append((at, packet))
+                    last_audio = max(last_audio, at)
                 else:
                     if packet.is_keyframe:
                         if video:
-                            completed.append(self._finish(index, video, damaged))
-                        index, video, damaged = index + 1, [], None
+                            completed.append(self._finish(index, video, frames, damaged))
+                        index, video, frames, damaged = index + 1, [], [], None
                     if index < 0:
                         continue  # leading pictures before the first IDR cannot air
                     if packet.is_corrupt:
                         damaged = "packet flagged corrupt"
                     video.append(packet)
+                    frames.append(_scaled(packet.pts, vtb, fps))
                 # A GOP leaves once the audio has passed its end, taking the audio before it.
-                while completed and last_audio >= completed[0].end_pts:
+                while completed and last_audio >= completed[0].end_ticks:
                     gop = completed.popleft()
                     audio = _take_audio(gop, audio)
                     if gop.index >= first:
                         yield gop
             if video:
-                completed.append(self._finish(index, video, damaged))
+                completed.append(self._finish(index, video, frames, damaged))
             while completed:
                 gop = completed.popleft()
                 audio = _take_audio(gop, audio) if completed else _take_all(gop, audio)
                 if gop.index >= first:
                     yield gop
 
-    def _finish(self, index: int, video: list[av.Packet[Any]], damaged: str | None) -> Gop:
+    def _finish(
+        self, index: int, video: list[av.Packet[Any]], frames: list[int], damaged: str | None
+    ) -> Gop:
         """Check a GOP's shape: house GOPs are closed, of a fixed length, frame-contiguous."""
         problem = damaged
+        ordered = sorted(frames)
         if problem is None:
-            pts = sorted(timestamp(p.pts) for p in video)
-            if any(b - a != FRAME_TICKS for a, b in pairwise(pts)):
+            if any(b - a != 1 for a, b in pairwise(ordered)):
                 problem = "frames missing or out of order"
             elif len(video) > self.profile.gop_frames:
                 problem = f"{len(video)} frames in a {self.profile.gop_frames}-frame GOP"
-            elif timestamp(video[0].pts) != pts[0]:
+            elif frames[0] != ordered[0]:
                 problem = "open GOP (the IDR is not the first picture shown)"
-        return Gop(index=index, video=video, audio=[], damaged=problem)
+        first = ordered[0]
+        return Gop(
+            index=index,
+            video=video,
+            frame_pts=[f - first for f in frames],
+            first_frame=first,
+            damaged=problem,
+        )
 
 
-def _take_audio(gop: Gop, audio: list[av.Packet[Any]]) -> list[av.Packet[Any]]:
-    end = gop.end_pts
-    gop.audio.extend(a for a in audio if timestamp(a.pts) < end)
-    return [a for a in audio if timestamp(a.pts) >= end]
+def _annex_b(packets: Iterator[av.Packet[Any]], video: Any) -> Iterator[av.Packet[Any]]:
+    """H.264 as MPEG-TS needs it: Matroska/MP4 store length-prefixed NAL units (avcC)."""
+    extradata = video.codec_context.extradata or b""
+    if video.codec_context.name != "h264" or not extradata or extradata[0] != 1:
+        yield from packets
+        return
+    bsf = BitStreamFilterContext("h264_mp4toannexb", video)
+    for packet in packets:
+        if packet.stream.type != "video":
+            yield packet
+            continue
+        for out in bsf.filter(packet):
+            out.stream = video
+            yield out
 
 
-def _take_all(gop: Gop, audio: list[av.Packet[Any]]) -> list[av.Packet[Any]]:
-    gop.audio.extend(audio)
+def _take_audio(
+    gop: Gop, audio: list[tuple[int, av.Packet[Any]]]
+) -> list[tuple[int, av.Packet[Any]]]:
+    end = gop.end_ticks
+    base = gop.first_frame * FRAME_TICKS
+    gop.audio.extend((at - base, a) for at, a in audio if at < end)
+    return [(at, a) for at, a in audio if at >= end]
+
+
+def _take_all(
+    gop: Gop, audio: list[tuple[int, av.Packet[Any]]]
+) -> list[tuple[int, av.Packet[Any]]]:
+    base = gop.first_frame * FRAME_TICKS
+    gop.audio.extend((at - base, a) for at, a in audio)
     return []

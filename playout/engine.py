@@ -28,7 +28,7 @@ from compliance.ledger import AsRunLedger, AsRunRecord
 from core.timecode import FRAME_TICKS
 from epg.rundown import DAY_FRAMES, Rundown, RundownError, rundown_path
 from epg.si.events import SiEvent
-from playout.clip import Gop, timestamp
+from playout.clip import Gop
 from playout.cues import splice_event_id, splice_insert
 from playout.mux import MUX_SHIFT_TICKS, TsMuxer
 from playout.reload import RundownWatcher
@@ -437,34 +437,25 @@ class PlayoutEngine:
         pos: int,
         carry: list[tuple[int, av.Packet[Any]]],
     ) -> Generator[TsChunk, None, int]:
-        first = gop.video[0]
-        tb = first.time_base
-        scale = None if tb is None or (tb.numerator, tb.denominator) == (1, 90_000) else tb
-
-        def ticks(value: int) -> int:
-            if scale is None:
-                return value
-            return value * scale.numerator * 90_000 // scale.denominator
-
-        first_pts = min(ticks(timestamp(p.pts)) for p in gop.video)
-        delay = max(0, (first_pts - ticks(timestamp(first.dts))) // FRAME_TICKS)
+        # Frame numbers, not container timestamps: whatever the time base (1/1000 in
+        # Matroska), picture n of the GOP shows at W(pos + n) exactly.
+        delay = gop.decode_delay
         shim = 0
-        start_dts = self.wire_pts(pos) - (first_pts - ticks(timestamp(first.dts)))
+        start_dts = self.wire_pts(pos) - delay * FRAME_TICKS
         if self._last_video_dts is not None and start_dts <= self._last_video_dts:
             # This item reorders deeper than what came before: slate frames keep DTS rising.
             shim = -(-(self._last_video_dts - start_dts + 1) // FRAME_TICKS)
             yield from self._slate_frames(muxer, lane, pos, shim)
             pos += shim
         self._delay = delay
-        offset = self.wire_pts(pos) - first_pts
-        for packet in gop.video:
-            pts = ticks(timestamp(packet.pts)) + offset
-            frame = pos + (pts - self.wire_pts(pos)) // FRAME_TICKS
-            self._video(muxer, packet, pts, ticks(timestamp(packet.dts)) + offset, frame)
+        base = self.wire_pts(pos)
+        for k, (packet, shown) in enumerate(zip(gop.video, gop.frame_pts, strict=True)):
+            pts = base + shown * FRAME_TICKS
+            self._video(muxer, packet, pts, base + (k - delay) * FRAME_TICKS, pos + shown)
         end = self.wire_pts(pos + gop.frames)
         audio = [(ideal, p) for ideal, p in carry]
         carry.clear()
-        audio += [(ticks(timestamp(p.pts)) + offset, p) for p in gop.audio]
+        audio += [(base + at, p) for at, p in gop.audio]
         for ideal, packet in audio:
             if ideal > end - HALF_AUDIO:
                 carry.append((ideal, packet))  # belongs to the next GOP, if this item has one

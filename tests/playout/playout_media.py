@@ -3,8 +3,9 @@
 Clips are made with the imageio-ffmpeg binary (SD: 720x576i25 MPEG-2, closed 25-frame
 GOPs, MP2 48 kHz) to keep CI fast. Where each check comes from:
 * ffprobe (independent FFmpeg 6.0 static build): DTS monotonic, video PTS steps, audio steps.
-  That build crashes (iconv in a static binary) when it parses SDT/EIT text, so the SI PIDs
-  are blanked to null packets before ffprobe sees the stream; nothing else changes.
+  That build crashes (iconv in a static binary) when it parses SDT/EIT text; with
+  GCONV_PATH pointing nowhere iconv fails cleanly instead, so ffprobe sees the stream as
+  aired, SI included.
 * compliance.tsmonitor (the project's checker): TR 101 290 priority 1/2, PCR interval, CC.
 * epg.si.decode: EIT p/f and TDT; threefive: SCTE-35.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -192,13 +194,12 @@ def _unwrap(values: list[int]) -> list[int]:
     return out
 
 
+FFPROBE_ENV = {**os.environ, "GCONV_PATH": "/nonexistent"}  # no iconv modules: no segfault
+
+
 def ffprobe(data: bytes, tmp: Path) -> Probe:
-    p = pids(data)
-    blanked = bytearray(data)
-    for index in np.flatnonzero(np.isin(p, SI_PIDS)):
-        blanked[index * 188 : (index + 1) * 188] = NULL
     path = tmp / "probe.ts"
-    path.write_bytes(bytes(blanked))
+    path.write_bytes(data)
     out = subprocess.run(
         [
             str(FFPROBE),
@@ -214,7 +215,9 @@ def ffprobe(data: bytes, tmp: Path) -> Probe:
         ],
         capture_output=True,
         text=True,
+        errors="replace",
         check=True,
+        env=FFPROBE_ENV,
     ).stdout
     video_raw: list[tuple[int, int, bool]] = []
     audio_raw: list[int] = []
