@@ -14,9 +14,12 @@ Everything runs in a temporary directory and sends only to 127.0.0.1.
    PCR, p99 − p1 (raw, and after removing a linear clock-rate fit).
 4. Capacity: N channels at once (1, 2, 4, …), each received and checked with
    compliance.tsmonitor; the largest N with zero priority-1 errors and no datagram lost.
-5. Baseline (the ffplayout design): one `ffmpeg -re` decoder per clip piping raw
-   frames (NUT: rawvideo + PCM) into one persistent libx264 encoder muxing CBR TS to
-   UDP, on the same rundown; CPU of all processes over wall time, ratio to ours.
+5. Baseline (the ffplayout design): one `ffmpeg -re` decoder per clip piping its
+   frames into one persistent libx264 encoder muxing CBR TS to UDP, with ffplayout's
+   pipe format (intra-only MPEG-2 at 50 Mb/s + SMPTE 302M audio in MPEG-TS, which
+   concatenates cleanly across clips), on the same clip; x264 at `ultrafast` (the
+   cheapest setting, which favours the baseline). CPU of all processes over wall
+   time, ratio to ours.
 6. Fast mode: `--fast` to `check:` for H hours of the HD rundown (24 = the whole day).
 """
 
@@ -246,7 +249,7 @@ def baseline(clip: Path, tmp: Path, seconds: float) -> tuple[float, float, int]:
     encoder = subprocess.Popen(
         [
             FFMPEG,
-            *("-hide_banner", "-loglevel", "error", "-f", "nut", "-i", "-"),
+            *("-hide_banner", "-loglevel", "error", "-f", "mpegts", "-i", "-"),
             *("-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0"),
             *("-b:v", "8M", "-minrate", "8M", "-maxrate", "8M", "-bufsize", "4M"),
             *("-x264-params", "nal-hrd=cbr", "-flags", "+ildct+ilme"),
@@ -266,8 +269,11 @@ def baseline(clip: Path, tmp: Path, seconds: float) -> tuple[float, float, int]:
             [
                 FFMPEG,
                 *("-hide_banner", "-loglevel", "error", "-re", "-i", str(clip)),
-                *("-t", str(part), "-c:v", "rawvideo", "-pix_fmt", "yuv420p"),
-                *("-c:a", "pcm_s16le", "-f", "nut", "-"),
+                # ffplayout's decoder settings: intra-only MPEG-2 + SMPTE 302M in TS
+                *("-t", str(part), "-pix_fmt", "yuv420p", "-c:v", "mpeg2video", "-g", "1"),
+                *("-b:v", "50000k", "-minrate", "50000k", "-maxrate", "50000k"),
+                *("-bufsize", "25000k", "-c:a", "s302m", "-strict", "-2"),
+                *("-ar", "48000", "-ac", "2", "-f", "mpegts", "-"),
             ],
             stdout=encoder.stdin,
             check=True,
