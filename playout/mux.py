@@ -81,7 +81,10 @@ class TsMuxer:
     ) -> None:
         self.mux_rate = service.mux_rate
         self.hold_bytes = hold_bytes - hold_bytes % TS_PACKET
-        self._held = bytearray()  # processed packets not yet handed out (SI slots still null)
+        # Processed packets not yet handed out (SI slots still null), in drain-sized pieces
+        # so releasing the front never moves the rest of the hold.
+        self._held: deque[bytearray] = deque()
+        self._held_size = 0
         self._scheduler = scheduler
         self._sink = _Sink()
         self._out = av.open(
@@ -145,24 +148,26 @@ class TsMuxer:
         """Flush FFmpeg's interleaving queue and hand out the last bytes, held ones included."""
         self._out.close()
         self._take()
-        return self._release(len(self._held))
+        return self._release(self._held_size)
 
     # --------------------------------------------------------------- output
 
     def drain(self) -> list[TsChunk]:
         """What FFmpeg wrote, processed and cut at IDRs, except the last ``hold_bytes``."""
         self._take()
-        return self._release(len(self._held) - self.hold_bytes)
+        return self._release(self._held_size - self.hold_bytes)
 
     def _take(self) -> None:
         """Move FFmpeg's new whole packets into the hold, with our SDT/PMT fixes applied."""
-        raw = self._tail + bytes(self._sink.buffer)
-        self._sink.buffer.clear()
-        whole = len(raw) - len(raw) % TS_PACKET
-        self._tail = raw[whole:]
+        buffer = self._sink.buffer
+        if self._tail:
+            buffer[0:0] = self._tail
+        whole = len(buffer) - len(buffer) % TS_PACKET
+        self._tail = bytes(buffer[whole:])
+        data = buffer[:whole]
+        buffer.clear()
         if whole == 0:
             return
-        data = bytearray(raw[:whole])
         packets = np.frombuffer(data, dtype=np.uint8).reshape(-1, TS_PACKET)
         if not (packets[:, 0] == 0x47).all():
             raise PlayoutError("the muxer wrote a packet without a sync byte: FFmpeg bug")
@@ -172,15 +177,27 @@ class TsMuxer:
             data[index * TS_PACKET : (index + 1) * TS_PACKET] = NULL_PACKET
         for index in np.flatnonzero(pid == PMT_PID):
             self._patch_pmt(data, int(index))
-        self._held += data
+        self._held.append(data)
+        self._held_size += whole
 
     def _release(self, size: int) -> list[TsChunk]:
         """Hand out the first ``size`` held bytes: SI into null slots, cut at IDRs."""
         whole = max(0, size - size % TS_PACKET)
         if whole == 0:
             return []
-        data = bytearray(self._held[:whole])
-        del self._held[:whole]
+        pieces: list[bytearray] = []
+        need = whole
+        while need:
+            piece = self._held[0]
+            if len(piece) <= need:
+                pieces.append(self._held.popleft())
+                need -= len(piece)
+            else:  # pieces hold whole packets and ``need`` is whole packets: a clean split
+                pieces.append(piece[:need])
+                self._held[0] = piece[need:]
+                need = 0
+        self._held_size -= whole
+        data = pieces[0] if len(pieces) == 1 else bytearray().join(pieces)
         packets = np.frombuffer(data, dtype=np.uint8).reshape(-1, TS_PACKET)
         pid = ((packets[:, 1].astype(np.int32) & 0x1F) << 8) | packets[:, 2]
         base = self.byte_offset
