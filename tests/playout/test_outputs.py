@@ -400,7 +400,7 @@ def test_slow_output_does_not_delay_udp(ts2: bytes, receiver: socket.socket) -> 
     assert abs(stats.datagrams - expected) <= 2
     assert len(arrivals) >= expected - 2  # every datagram of the UDP output arrived
     assert elapsed < 1.5 + 0.1  # the pacer never waited for the slow output
-    assert stats.reanchors == 0
+    assert stats.max_late < 0.2  # (a loaded CI box may stall us briefly, never for 200 ms)
     # Arrivals are spread over the interval at the mux rate, not bunched behind the slow one.
     assert arrivals[-1] - arrivals[0] == pytest.approx(1.5, abs=0.1)
     assert queued.stats.delivered < len(ts2)  # the slow output fell behind…

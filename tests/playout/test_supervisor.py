@@ -120,6 +120,8 @@ def test_restart_uses_a_warm_standby(tmp_path: Path) -> None:
 def test_an_orphan_from_a_dead_supervisor_is_killed(tmp_path: Path) -> None:
     orphan = subprocess.Popen([*SLEEPER, CHANNEL])  # its command line names the channel
     try:
+        cmdline = Path(f"/proc/{orphan.pid}/cmdline")
+        assert wait_for(lambda: CHANNEL.encode() in cmdline.read_bytes())  # exec'd
         (tmp_path / f"playout-{CHANNEL}.pid").write_text(f"{orphan.pid}\n")
         sup = Supervisor([ChildSpec(channel_id=CHANNEL, argv=SLEEPER)], pid_dir=tmp_path)
         sup.start()
