@@ -103,8 +103,9 @@ class AsRunLedger:
         self.path = path
         self._seq = 0
         self._last = GENESIS
+        self.last: AsRunRecord | None = None  # the newest record (restart recovery reads it)
         for entry in self.entries():
-            self._seq, self._last = entry.seq, entry.hash
+            self._seq, self._last, self.last = entry.seq, entry.hash, entry.record
 
     def append(self, record: AsRunRecord) -> JournalEntry:
         """Write one record durably (fsync) before returning."""
@@ -123,7 +124,7 @@ class AsRunLedger:
             os.fsync(fd)
         finally:
             os.close(fd)
-        self._seq, self._last = seq, digest
+        self._seq, self._last, self.last = seq, digest, record
         return JournalEntry(seq=seq, prev=prev, hash=digest, record=record)
 
     def entries(self) -> Iterator[JournalEntry]:

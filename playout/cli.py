@@ -25,6 +25,7 @@ from compliance.tsmonitor import check_file
 from core.clock import Clock
 from core.timecode import FPS
 from epg.rundown import Rundown, rundown_path
+from playout.asrun import AsRunJournal, recover
 from playout.check_sink import CheckSink, open_check_output
 from playout.engine import CUE_PREROLL_SECONDS, PlayoutEngine
 from playout.outputs.base import OutputSink
@@ -99,18 +100,21 @@ def run(
         raise PlayoutInputError(f"{path} is the rundown of {rundown.channel_id}, not {channel.id}")
     urls = list(output or [o.url for o in channel.outputs])
     ledger = AsRunLedger(journal_path(runtime.var_dir, channel.id))
+    # A previous process that died mid-event: record what it aired, and say why we join late.
+    interrupted = recover(ledger)
     # A new version of the file (or SIGHUP from `playout up`) splices in future events.
     install_reload_signal()
     engine = PlayoutEngine(
         rundown,
         rundown_dir=rundown_dir,
-        ledger=ledger,
         rundown_file=path,
         cue_preroll=cue_preroll,
     )
     frames = None if duration is None else max(1, round(duration * FPS))
     sinks: list[OutputSink] = []
     checks: list[CheckSink] = []
+    # The as-run follows the bytes: journaled when the chunk that proves it has been sent.
+    journal = AsRunJournal(ledger)
     try:
         for url in urls:
             if url.startswith("check:"):
@@ -121,19 +125,26 @@ def run(
                 from playout.outputs import open_output
 
                 sinks.append(open_output(url, channel=channel, epoch=rundown.day_start))
-        chunks = engine.chunks(at, duration_frames=frames)
+        chunks = engine.chunks(
+            at,
+            duration_frames=frames,
+            join_note=interrupted.join_note if interrupted else "",
+        )
         if fast:
             for chunk in chunks:
-                for sink in sinks:
-                    sink.write(chunk)
+                if chunk.data:
+                    for sink in sinks:
+                        sink.write(chunk)
+                journal.sent(chunk)
         else:
             from playout.outputs import FanOut
             from playout.pacer import Pacer
 
-            Pacer(FanOut(sinks), mux_rate=channel.mux_rate).run(chunks)
+            Pacer(FanOut(sinks), mux_rate=channel.mux_rate).run(chunks, on_sent=journal.sent)
     finally:
         for sink in sinks:
             sink.close()
+        journal.close()
     try:
         ledger.sync_to_db(runtime.sessions())
     except Exception as exc:  # the journal is the record; the DB catches up next time

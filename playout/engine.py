@@ -34,7 +34,7 @@ from playout.mux import MUX_SHIFT_TICKS, TsMuxer
 from playout.reload import RundownWatcher
 from playout.si_inject import SiScheduler, si_events
 from playout.slate import MP2_FRAME_TICKS, Slate, build_slate, house_decode_delay
-from playout.stream import PlayoutInputError, TsChunk
+from playout.stream import AsRunMark, PlayoutError, PlayoutInputError, TsChunk
 from playout.timeline import Play, Slot, Timeline
 
 logger = logging.getLogger(__name__)
@@ -116,6 +116,11 @@ class PlayoutEngine:
         ``rundown_dir``); with ``hot_reload`` a new version there is spliced in
         (future events only, playout.reload). SCTE-35 cues reach the stream
         ``cue_preroll`` seconds before their splice time.
+
+        ``ledger`` and ``on_record`` get each record when the event is muxed, seconds
+        before its bytes leave (the cue hold); a sender that wants the as-run to
+        follow the bytes journals ``TsChunk.asrun`` when it has sent the chunk
+        (``playout run`` does, see playout.asrun).
         """
         if not 0 <= cue_preroll <= 30:
             raise PlayoutInputError(f"cue pre-roll {cue_preroll} s: use 0 to 30 seconds")
@@ -138,6 +143,9 @@ class PlayoutEngine:
         self._aired: dict[int, tuple[int, int]] = {}  # eit_event_id → frames it actually aired
         self._pf_slot: Slot | None = None
         self._pf_start = 0
+        self._first = 0  # timeline frame the stream started at
+        self._at = 0  # timeline frame the timeline is being asked about (for as-run marks)
+        self._muxer: TsMuxer | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -229,24 +237,50 @@ class PlayoutEngine:
 
     def _record(self, record: AsRunRecord) -> None:
         self.records.append(record)
+        if self._muxer is not None:
+            self._muxer.mark(AsRunMark(record=record, final=True, frame=self._at))
         if self.ledger is not None:
             self.ledger.append(record)
         if self._on_record is not None:
             self._on_record(record)
 
+    def _opened(self, record: AsRunRecord) -> None:
+        if self._muxer is not None:
+            self._muxer.mark(AsRunMark(record=record, final=False, frame=self._at))
+
+    def due_at(self, chunk: TsChunk) -> datetime:
+        """When ``chunk``'s first byte must leave for every frame to show at its wall clock.
+
+        Frame f is presented when the PCR reaches ``wire_pts(f)``, so the byte that
+        carries PCR p is due at ``wall_clock(first) - (wire_pts(first) - p) / 90 kHz``
+        (the lead is the T-STD delay, ~0.55 s; taken modulo 2^33 for the PCR wrap).
+        """
+        if self._muxer is None:
+            raise PlayoutError("the engine has not produced a chunk yet")
+        pcr = self._muxer.stream_time(chunk.byte_offset)
+        lead = (self.wire_pts(self._first) - pcr) % (1 << 33)
+        return self.wall_clock(self._first) - timedelta(microseconds=lead * 100 // 9)
+
     # -------------------------------------------------------------- engine
 
     def chunks(
-        self, start: datetime | int | None = None, *, duration_frames: int | None = None
+        self,
+        start: datetime | int | None = None,
+        *,
+        duration_frames: int | None = None,
+        join_note: str = "",
     ) -> Iterator[TsChunk]:
         """The stream from ``start`` (a frame or an instant); endless unless a duration is set.
 
         The bytes lead the pictures by the T-STD delay: frame f is shown when the
         PCR reaches ``wire_pts(f)``, so a pacer that wants frame ``start`` on screen
         at ``wall_clock(start)`` sends the first PCR (``chunk.pcr_90k``) at
-        ``wall_clock(start) - (wire_pts(start) - pcr_90k) / 90000`` (about 0.55 s).
+        ``wall_clock(start) - (wire_pts(start) - pcr_90k) / 90000`` (about 0.55 s);
+        ``due_at(chunk)`` computes it. ``join_note`` is the as-run reason of a
+        mid-event join (a restart says why it joined late).
         """
         first = self.frame_of(start)
+        self._first = first
         end = None if duration_frames is None else first + duration_frames
         timeline = Timeline(
             channel_id=self.service.channel_id,
@@ -254,6 +288,8 @@ class PlayoutEngine:
             first=self.rundown,
             loader=self._load_day,
             on_record=self._record,
+            on_open=self._opened,
+            join_note=join_note,
         )
         self._timeline = timeline
         if self.hot_reload:
@@ -281,6 +317,7 @@ class PlayoutEngine:
             scheduler=scheduler,
             hold_bytes=round(hold_seconds * self.service.mux_rate / 8),
         )
+        self._muxer = muxer
         lane = AudioLane(self.slate.silence)
         self._last_video_dts: int | None = None
         self._delay = house_decode_delay(self.profile)
@@ -289,6 +326,7 @@ class PlayoutEngine:
         while end is None or pos < end:
             if self._watchers:
                 self._poll_reload(pos)
+            self._at = pos
             play = timeline.next(pos)
             if len(timeline.rundowns()) != known_days:
                 known_days = len(timeline.rundowns())
@@ -313,6 +351,7 @@ class PlayoutEngine:
                 played, note = yield from self._air_clip(muxer, lane, play, pos, limit)
             timeline.played(play, played, note)
             pos += played
+        self._at = pos
         timeline.close(pos, "playout run ended")
         for at in lane.fill_to(self.wire_pts(pos)):
             muxer.mux(av.Packet(self.slate.silence), pts=at, dts=at, video=False)

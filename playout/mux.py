@@ -8,7 +8,8 @@ by packet but without a Python loop per packet:
   ours (epg.si) is sent instead;
 * each PMT gets the SCTE-35 PID and CUEI registration (playout.cues);
 * null packets are replaced by due SI and cue packets (playout.si_inject);
-* the bytes are cut into TsChunks at IDR starts for the pacer and HLS.
+* the bytes are cut into TsChunks at IDR starts for the pacer and HLS;
+* as-run marks (``mark``) ride on the first chunk at or after their frame.
 
 Output is held back by ``hold_bytes`` (a few seconds of stream) before the null
 slots are filled and the bytes leave: an SCTE-35 cue for a splice the engine
@@ -24,6 +25,7 @@ modulo 2^33, so the 26.5 h wrap needs nothing special.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from collections import deque
@@ -39,7 +41,7 @@ from epg.rundown import RundownService
 from playout.cues import patch_pmt
 from playout.si_inject import SiScheduler
 from playout.slate import Slate
-from playout.stream import NULL_PID, TS_PACKET, PlayoutError, TsChunk
+from playout.stream import NULL_PID, TS_PACKET, AsRunMark, PlayoutError, TsChunk
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +122,7 @@ class TsMuxer:
         self.byte_offset = 0  # bytes handed out so far
         self._pcr_anchor: tuple[int, int] | None = None  # (byte offset, PCR base 90 kHz)
         self._idr_frames: deque[int] = deque()
+        self._marks: deque[AsRunMark] = deque()  # waiting for the chunk of their frame
         self._last_frame = 0
         self._pmt_cache: dict[bytes, bytes] = {}
         self._last_dts = {"video": -(1 << 62), "audio": -(1 << 62)}
@@ -144,11 +147,39 @@ class TsMuxer:
             self._idr_frames.append(frame)
         self._out.mux(packet)
 
+    def mark(self, mark: AsRunMark) -> None:
+        """Attach an as-run fact to the first chunk starting at or after ``mark.frame``.
+
+        Every event starts on an IDR (clips open on one, slate is all intra), so
+        that chunk begins with the frame itself: the fact holds once it is sent.
+        """
+        self._marks.append(mark)
+
     def close(self) -> list[TsChunk]:
-        """Flush FFmpeg's interleaving queue and hand out the last bytes, held ones included."""
+        """Flush FFmpeg's interleaving queue and hand out the last bytes, held ones included.
+
+        Marks for frames never muxed (the end of the run) go on the last chunk.
+        """
         self._out.close()
         self._take()
-        return self._release(self._held_size)
+        chunks = self._release(self._held_size)
+        if self._marks:
+            rest = tuple(self._marks)
+            self._marks.clear()
+            if chunks:
+                chunks[-1] = dataclasses.replace(chunks[-1], asrun=chunks[-1].asrun + rest)
+            else:
+                chunks.append(
+                    TsChunk(
+                        data=b"",
+                        byte_offset=self.byte_offset,
+                        frame=self._last_frame,
+                        idr=False,
+                        pcr_90k=None,
+                        asrun=rest,
+                    )
+                )
+        return chunks
 
     # --------------------------------------------------------------- output
 
@@ -229,6 +260,12 @@ class TsMuxer:
                 frame = self._idr_frames.popleft()
             self._last_frame = frame
             inside = pcr_indices[(pcr_indices >= start) & (pcr_indices < stop)]
+            marks: tuple[AsRunMark, ...] = ()
+            if self._marks and is_idr and self._marks[0].frame <= frame:
+                taken = []
+                while self._marks and self._marks[0].frame <= frame:
+                    taken.append(self._marks.popleft())
+                marks = tuple(taken)
             chunks.append(
                 TsChunk(
                     data=bytes(data[start * TS_PACKET : stop * TS_PACKET]),
@@ -236,6 +273,7 @@ class TsMuxer:
                     frame=frame,
                     idr=is_idr,
                     pcr_90k=_pcr_base(data, int(inside[0])) if inside.size else None,
+                    asrun=marks,
                 )
             )
         self.byte_offset = base + whole

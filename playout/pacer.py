@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 CATCHUP_WINDOW = 0.050
 CATCHUP_OVERSPEED = 0.02
 SEND_AHEAD = 0.0005  # send without sleeping when the deadline is this close
-PREFETCH_SECONDS = 0.1
+PREFETCH_SECONDS = 0.5
 SWITCH_INTERVAL = 0.0005  # seconds; CPython's default 5 ms would be the jitter floor
 FPS = 25
 
@@ -96,6 +96,7 @@ class Pacer:
         self._late_sends = 0
         self._reanchors = 0
         self._first_pending = False
+        self._on_sent: Callable[[TsChunk], None] | None = None
 
     def monotonic_at(self, instant: datetime) -> float:
         """The reading of our monotonic clock at a wall-clock instant (for ``first_due``)."""
@@ -115,6 +116,7 @@ class Pacer:
         max_seconds: float | None = None,
         first_due: float | None = None,
         prefetch: float = PREFETCH_SECONDS,
+        on_sent: Callable[[TsChunk], None] | None = None,
     ) -> PacerStats:
         """Pace every chunk to the sink; return at the end, on ``stop`` or after max_seconds.
 
@@ -122,12 +124,15 @@ class Pacer:
         (``monotonic_at(wall_clock(start) - lead)`` keeps the timeline on the wall clock);
         by default it is when that chunk arrives. A first byte already late by more
         than the catch-up window becomes slip and is worked off at the overspeed.
+        ``on_sent(chunk)`` runs on the pacing thread once a chunk's last byte has gone
+        to the sink: the as-run is journaled from there (playout.asrun). Keep it short.
 
         With ``prefetch`` > 0 the chunks are produced on a read-ahead thread (up to that
-        many seconds of stream in hand), so the time the engine spends muxing a frame never delays a
+        many seconds of stream in hand), so the time the engine spends muxing never delays a
         datagram; the GIL switch interval is lowered meanwhile so the pacing thread
         gets the interpreter back within about a millisecond of its deadline.
         """
+        self._on_sent = on_sent
         if prefetch > 0:
             previous = sys.getswitchinterval()
             sys.setswitchinterval(SWITCH_INTERVAL)
@@ -198,6 +203,8 @@ class Pacer:
                 worked_off = (piece_end - position) * 8 / self.mux_rate * self.catchup_overspeed
                 self._slip = max(0.0, self._slip - worked_off)
             position = piece_end
+        if self._on_sent is not None:
+            self._on_sent(chunk)
 
     def _wait(self, byte_offset: int) -> None:
         deadline = self.deadline(byte_offset)
@@ -240,9 +247,8 @@ class Pacer:
 class _ReadAhead:
     """Iterates a chunk source on its own thread, at most ``limit`` bytes ahead.
 
-    Bounded in bytes (time), not chunks: the engine writes the as-run when it has
-    muxed an event's last frame, so every byte held here is air time the as-run
-    would claim early if the process died.
+    Bounded in bytes (time), not chunks, so memory stays small; the as-run rides on
+    the chunks and is journaled only once they are sent, so read-ahead costs it nothing.
     """
 
     _END = object()

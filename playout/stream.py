@@ -4,14 +4,20 @@ The engine yields TsChunks: whole 188-byte packets of one continuous CBR
 transport stream, each tagged with its byte offset (the pacer's deadline is
 ``byte_offset * 8 / mux_rate`` seconds after the engine started) and its channel
 timeline frame. Outputs implement TsSink; ``open_output(url)`` builds one.
+
+As-run facts ride on the chunk whose bytes make them true (``TsChunk.asrun``), so
+whoever sends the bytes journals them when they have left, not when they were muxed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.errors import BadInputError, SkyclassError
+
+if TYPE_CHECKING:
+    from compliance.ledger import AsRunRecord
 
 TS_PACKET = 188
 SYNC_BYTE = 0x47
@@ -28,6 +34,20 @@ class PlayoutInputError(PlayoutError, BadInputError):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AsRunMark:
+    """An as-run fact that holds once the chunk carrying it has been sent.
+
+    ``final``: the event's finished record (the chunk starts the first frame after
+    it). Otherwise the event started airing in this chunk (``record`` has no
+    duration yet): what a restart needs to record an event a kill interrupted.
+    """
+
+    record: AsRunRecord
+    final: bool
+    frame: int  # channel timeline frame the fact is about (the chunk's IDR frame)
+
+
+@dataclass(frozen=True, kw_only=True)
 class TsChunk:
     """A run of TS packets as the engine produced them, in air order."""
 
@@ -36,6 +56,7 @@ class TsChunk:
     frame: int  # channel timeline frame (25 fps, from the broadcast day start) at the chunk's start
     idr: bool  # chunk begins with a video packet that starts an IDR access unit (HLS boundary)
     pcr_90k: int | None  # PCR base of the first PCR in the chunk, if any
+    asrun: tuple[AsRunMark, ...] = ()  # true once these bytes are sent (journal them then)
 
     @property
     def packets(self) -> int:

@@ -98,6 +98,7 @@ class _Open:
     frames: int = 0
     notes: list[str] = field(default_factory=list)
     expected_end: int = 0  # timeline frame where its plays end, once they are known
+    joined: bool = False  # joined mid-event (start or restart), not from its first frame
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,12 +124,20 @@ class Timeline:
         first: Rundown,
         loader: RundownLoader | None = None,
         on_record: Callable[[AsRunRecord], None] | None = None,
+        on_open: Callable[[AsRunRecord], None] | None = None,
+        join_note: str = "",
     ) -> None:
+        """``on_record`` gets each event's finished as-run; ``on_open`` the same record,
+        without a duration yet, when an event starts airing. ``join_note`` replaces the
+        reason of a mid-event join (e.g. "restart after interruption ...").
+        """
         self.channel_id = channel_id
         self.profile = profile
         self.first = first
         self._loader = loader
         self._on_record = on_record
+        self._on_open = on_open
+        self._join_note = join_note
         self._slots: deque[Slot] = deque()
         self._loaded_days = 0
         self._pending: deque[Play] = deque()
@@ -224,7 +233,7 @@ class Timeline:
         after_lessons: int | None = None  # where the last lesson ends: even hard starts wait
         current = self._open
         if current is not None:
-            joined = current.actual > current.slot.start and current.reason.startswith("joined")
+            joined = current.actual > current.slot.start and current.joined
             start = current.slot.start if joined else current.actual
             out.append(Forecast(event=current.slot.event, start=start, end=current.expected_end))
             floor = current.expected_end
@@ -307,11 +316,11 @@ class Timeline:
             offset = join - slot.start
             in_frames = -(-offset // gop) * gop  # next IDR at or after the join point
             pad = in_frames - offset
-        reason = (
-            f"joined mid-event at frame {pos - slot.offset} (start/restart)"
-            if pad or (in_frames)
-            else ""
-        )
+        joined = bool(pad or in_frames)
+        reason = ""
+        if joined:
+            reason = f"joined mid-event at frame {pos - slot.offset}"
+            reason = f"{self._join_note}: {reason}" if self._join_note else f"{reason} (start)"
         media = event.media
         self._open = _Open(
             slot=slot,
@@ -319,6 +328,7 @@ class Timeline:
             outcome=AsRunOutcome.AIRED,
             reason=reason,
             media=media,
+            joined=joined,
         )
         if self._reload_note is not None:
             self._open.notes.append(self._reload_note)
@@ -359,6 +369,7 @@ class Timeline:
                 return None
             self._open.expected_end = pos + sum(p.frames for p in plays)
             self._pending.extend(plays[1:])
+            self._opened()
             return plays[0]
         frames = remaining
         cut_pad = 0
@@ -391,6 +402,7 @@ class Timeline:
             return None
         self._open.expected_end = pos + sum(p.frames for p in sequence)
         self._pending.extend(sequence[1:])
+        self._opened()
         return sequence[0]
 
     def _late_reason(self, hard: Slot | None, pos: int) -> str:
@@ -469,6 +481,10 @@ class Timeline:
         self._pending.clear()
         self._finish(pos)
 
+    def _opened(self) -> None:
+        if self._on_open is not None and self._open is not None:
+            self._on_open(self._record_of(self._open))
+
     def _finish(self, pos: int) -> None:
         current, self._open = self._open, None
         if current is None:
@@ -478,8 +494,25 @@ class Timeline:
         if event.type.is_lesson:
             overrun = pos - slot.end
             self._last_lesson_overrun = (event.event_id, overrun) if overrun > 0 else None
+        record = self._record_of(current)
+        logger.info(
+            "as-run %s %s %s at %d (scheduled %d) %d frames %s",
+            self.channel_id,
+            event.event_id,
+            record.outcome.value,
+            record.actual_frame,
+            record.scheduled_frame,
+            record.duration_frames,
+            record.reason,
+        )
+        if self._on_record is not None:
+            self._on_record(record)
+
+    def _record_of(self, current: _Open) -> AsRunRecord:
+        slot = current.slot
+        event = slot.event
         reason = "; ".join(x for x in [current.reason, *current.notes] if x)
-        record = AsRunRecord(
+        return AsRunRecord(
             channel_id=self.channel_id,
             event_id=event.event_id,
             event_type=event.type.value,
@@ -495,15 +528,3 @@ class Timeline:
             reason=reason,
             ad_break=event.ad_break,
         )
-        logger.info(
-            "as-run %s %s %s at %d (scheduled %d) %d frames %s",
-            self.channel_id,
-            event.event_id,
-            record.outcome.value,
-            record.actual_frame,
-            record.scheduled_frame,
-            record.duration_frames,
-            reason,
-        )
-        if self._on_record is not None:
-            self._on_record(record)

@@ -22,8 +22,9 @@ from pathlib import Path
 from conftest import Media
 from playout_media import build_rundown
 
-from compliance.ledger import AsRunLedger, journal_path
+from compliance.ledger import AsRunLedger, AsRunOutcome, journal_path
 from epg.rundown import EventType, Rundown
+from playout.asrun import RESTART_NOTE
 from playout.engine import ORIGIN
 from playout.stream import TS_PACKET, UDP_PAYLOAD
 from playout.supervisor import ChildSpec, Supervisor, standby_argv
@@ -31,6 +32,7 @@ from playout.supervisor import ChildSpec, Supervisor, standby_argv
 CHANNEL = "zt.skyclass.cn"  # SD, 5 Mb/s: the engine's test clips
 BEIJING_OFFSET = timedelta(hours=8)
 FIRST_START_TIMEOUT = 20.0  # the first launch may be slow (cold imports on a busy CI box)
+LEAD_FRAMES = 25  # bytes leave ~0.6 s before their picture shows (T-STD delay), plus slack
 
 
 class Receiver:
@@ -157,16 +159,28 @@ def test_sigkill_restart_is_on_air_within_2_s_at_the_wall_clock(
     settled = lag[len(lag) // 2 :]
     assert max(abs(x) for x in settled) < 1.5, (min(settled), max(settled))
 
-    records = AsRunLedger(journal_path(tmp_path / "var", CHANNEL)).records()
-    # The as-run shows the gap: what the restarted process played is recorded from where
-    # it joined (mid-event: later than scheduled and shorter). Not asserted: that nothing
-    # claims the kill instant, because the engine writes a record when it has muxed an
-    # event's last frame, up to ~1 s before that frame airs (reported to the engine side).
+    # The as-run follows the bytes: nothing journaled by the killed process claims air
+    # time past the kill (the bytes lead the picture by the T-STD delay, ~0.6 s).
     records = AsRunLedger(journal_path(tmp_path / "var", CHANNEL)).records()
     kill_frame = rundown.frame_at(datetime.fromtimestamp(killed_wall, UTC))
-    resumed = [r for r in records if r.actual_frame > kill_frame]
+    cut = [r for r in records if "interrupted" in r.reason]
+    assert len(cut) == 1, [(r.event_id, r.actual_frame, r.reason) for r in records]
+    interrupted = cut[0]
+    before_kill = records[: records.index(interrupted) + 1]
+    for record in before_kill:
+        assert record.actual_frame + record.duration_frames <= kill_frame + LEAD_FRAMES, record
+    # The interrupted event: truncated at the last progress mark (at most a second plus
+    # a GOP before the bytes stopped), never past the kill.
+    assert interrupted.outcome is AsRunOutcome.TRUNCATED
+    aired_to = interrupted.actual_frame + interrupted.duration_frames
+    assert kill_frame - 3 * 25 <= aired_to <= kill_frame + LEAD_FRAMES, (aired_to, kill_frame)
+    assert interrupted.duration_frames < interrupted.scheduled_frames
+    # The join: what the restarted process played is recorded from where it joined
+    # (mid-event: later than scheduled and shorter), with the reason; the gap lies between.
+    resumed = records[records.index(interrupted) + 1 :]
     assert resumed, [(r.event_id, r.actual_frame, r.reason) for r in records]
-    for record in resumed:
-        if "restart" in record.reason:
-            assert record.actual_frame > record.scheduled_frame
-            assert record.duration_frames < record.scheduled_frames
+    first = resumed[0]
+    assert first.actual_frame > aired_to
+    if first.actual_frame > first.scheduled_frame:  # joined mid-event (almost always)
+        assert first.reason.startswith(RESTART_NOTE), first.reason
+        assert first.duration_frames < first.scheduled_frames

@@ -1,0 +1,174 @@
+"""The as-run of a running channel, journaled when the bytes have left, and restart recovery.
+
+The engine attaches as-run facts to the chunk whose bytes make them true
+(``TsChunk.asrun``); ``playout run`` hands every chunk to ``AsRunJournal.sent``
+after the pacer has sent it (or, with ``--fast``, after every output got it).
+So after a SIGKILL the journal never claims air time that did not go out.
+
+Two kinds of write, both on the journal's own thread (an fsync never delays a
+datagram):
+
+* the finished record of an event, appended to the hash-chained ledger (fsync);
+* a progress mark for the event on air, at its first frame and then at most once
+  a second: a small JSON file beside the journal, replaced atomically (fsync).
+
+``recover`` runs before a restart plays: if the last mark names an event the
+ledger has no record of, the process died during it. It is recorded as
+``truncated`` with the duration the last mark proves (a lower bound: at most a
+second plus a GOP short), and the restart's own join says "restart after
+interruption" with where the gap began.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from compliance.ledger import AsRunLedger, AsRunOutcome, AsRunRecord
+from playout.stream import TsChunk
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_PERIOD = 1.0  # seconds between progress marks of the event on air
+RESTART_NOTE = "restart after interruption"
+_STOP = object()
+
+
+def progress_path(journal: Path) -> Path:
+    """The progress mark beside a journal: var/asrun/<channel>.onair.json."""
+    return journal.with_suffix(".onair.json")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interruption:
+    """What a restart found: the event cut by the death of the previous process."""
+
+    record: AsRunRecord  # as journaled now: truncated at the last progress mark
+    last_frame: int  # channel-day frame of the last progress mark (the gap starts after it)
+
+    @property
+    def join_note(self) -> str:
+        """The reason given to the restart's mid-event join."""
+        return f"{RESTART_NOTE} ({self.record.event_id} off air after frame {self.last_frame})"
+
+
+class AsRunJournal:
+    """Journals the as-run as chunks are sent; see the module docstring."""
+
+    def __init__(
+        self,
+        ledger: AsRunLedger,
+        *,
+        progress_file: Path | None = None,
+        period: float = PROGRESS_PERIOD,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ledger = ledger
+        self.progress_file = progress_file or progress_path(ledger.path)
+        self._period = period
+        self._monotonic = monotonic
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._open: tuple[AsRunRecord, int] | None = None  # event on air, its first frame
+        self._next_mark = 0.0
+        self._thread = threading.Thread(target=self._write, name="as-run journal", daemon=True)
+        self._thread.start()
+
+    def sent(self, chunk: TsChunk) -> None:
+        """The chunk has left: journal what it makes true (called on the pacing thread)."""
+        for mark in chunk.asrun:
+            if mark.final:
+                self._queue.put(mark.record)
+                if self._open is not None and self._open[0].event_id == mark.record.event_id:
+                    self._open = None
+            else:
+                self._open = (mark.record, mark.frame)
+                self._next_mark = 0.0
+        if self._open is None:
+            return
+        now = self._monotonic()
+        if now >= self._next_mark:
+            self._next_mark = now + self._period
+            record, first = self._open
+            self._queue.put((record, max(0, chunk.frame - first)))
+
+    def close(self) -> None:
+        """Write everything queued, then stop the thread."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _write(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            try:
+                if isinstance(item, AsRunRecord):
+                    self.ledger.append(item)
+                else:
+                    assert isinstance(item, tuple)
+                    record, frames = item
+                    self._write_progress(record, frames)
+            except OSError as exc:  # the bytes are on air regardless; say the journal lags
+                logger.error("as-run journal write failed: %s", exc)
+
+    def _write_progress(self, record: AsRunRecord, frames: int) -> None:
+        body = json.dumps(
+            {"record": record.as_json(), "aired_frames": frames}, ensure_ascii=False
+        ).encode()
+        tmp = self.progress_file.with_suffix(".tmp")
+        self.progress_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.progress_file)
+
+
+def recover(ledger: AsRunLedger, progress_file: Path | None = None) -> Interruption | None:
+    """Record the event a dead process left unfinished, if any; see the module docstring."""
+    path = progress_file or progress_path(ledger.path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        opened = AsRunRecord.from_json(raw["record"])
+        aired = int(raw["aired_frames"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.error("%s unreadable (%s): an interrupted event may lack its as-run", path, exc)
+        path.unlink(missing_ok=True)
+        return None
+    last = ledger.last
+    if last is not None and (last.event_id, last.actual_start) == (
+        opened.event_id,
+        opened.actual_start,
+    ):
+        path.unlink(missing_ok=True)  # it finished and was journaled: nothing was cut
+        return None
+    last_frame = opened.actual_frame + aired
+    cut = f"interrupted: playout stopped after frame {last_frame} (last progress mark)"
+    record = dataclasses.replace(
+        opened,
+        duration_frames=aired,
+        outcome=AsRunOutcome.TRUNCATED if opened.outcome is AsRunOutcome.AIRED else opened.outcome,
+        reason="; ".join(x for x in (opened.reason, cut) if x),
+    )
+    ledger.append(record)
+    path.unlink(missing_ok=True)
+    logger.warning(
+        "%s: %s was interrupted after %d frames: journaled as %s",
+        record.channel_id,
+        record.event_id,
+        aired,
+        record.outcome.value,
+    )
+    return Interruption(record=record, last_frame=last_frame)
