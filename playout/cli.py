@@ -7,9 +7,10 @@ Hook for the real-time side: ``playout.supervisor.register(playout_app)`` adds
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Protocol, cast
 from zoneinfo import ZoneInfo
@@ -30,9 +31,13 @@ from playout.check_sink import CheckSink, open_check_output
 from playout.engine import CUE_PREROLL_SECONDS, PlayoutEngine
 from playout.outputs.base import OutputSink
 from playout.reload import install_reload_signal
-from playout.stream import PlayoutInputError
+from playout.stream import PlayoutError, PlayoutInputError
 
 logger = logging.getLogger(__name__)
+
+# Real time starts the stream this long after launch: the T-STD lead (~0.6 s) plus the
+# engine's start-up (slate, first clip, the cue hold muxed ahead) on a busy machine.
+START_AHEAD = 1.2
 
 
 class PlayoutRuntime(Protocol):
@@ -91,6 +96,7 @@ def run(
 ) -> None:
     """Play a channel's rundown as one continuous CBR MPEG-TS."""
     runtime = cast(PlayoutRuntime, ctx.obj)
+    launch = runtime.clock.monotonic()  # the instant the rundown is at ``at``
     channel = runtime.registry.get(channel_id)
     at = _parse_start(start, runtime.clock, runtime.zone)
     rundown_dir = runtime.var_dir / "rundowns"
@@ -125,22 +131,25 @@ def run(
                 from playout.outputs import open_output
 
                 sinks.append(open_output(url, channel=channel, epoch=rundown.day_start))
-        chunks = engine.chunks(
-            at,
-            duration_frames=frames,
-            join_note=interrupted.join_note if interrupted else "",
-        )
+        join_note = interrupted.join_note if interrupted else ""
         if fast:
-            for chunk in chunks:
+            for chunk in engine.chunks(at, duration_frames=frames, join_note=join_note):
                 if chunk.data:
                     for sink in sinks:
                         sink.write(chunk)
                 journal.sent(chunk)
         else:
-            from playout.outputs import FanOut
-            from playout.pacer import Pacer
-
-            Pacer(FanOut(sinks), mux_rate=channel.mux_rate).run(chunks, on_sent=journal.sent)
+            _run_paced(
+                engine,
+                sinks,
+                journal,
+                channel.mux_rate,
+                runtime.clock,
+                launch,
+                at,
+                frames,
+                join_note,
+            )
     finally:
         for sink in sinks:
             sink.close()
@@ -161,6 +170,48 @@ def run(
         failed = failed or not report.ok_priority1
     if failed:
         raise typer.Exit(1)
+
+
+def _run_paced(
+    engine: PlayoutEngine,
+    sinks: list[OutputSink],
+    journal: AsRunJournal,
+    mux_rate: int,
+    clock: Clock,
+    launch: float,
+    at: datetime,
+    frames: int | None,
+    join_note: str = "",
+) -> None:
+    """Pace the stream so each frame is presented at its rundown time (minus the --start offset).
+
+    The rundown is at ``at`` at monotonic ``launch``. The stream starts
+    START_AHEAD later, at the frame due then, so its first bytes (which lead their
+    picture by the T-STD delay) can still leave on time; byte 0 is then due at
+    ``engine.due_at(first chunk)`` mapped onto the monotonic clock. A start that
+    still runs late becomes pacer slip and is worked off at the overspeed.
+    """
+    from playout.outputs import FanOut
+    from playout.pacer import Pacer
+
+    pacer = Pacer(FanOut(sinks), mux_rate=mux_rate, clock=clock)
+    ahead = timedelta(seconds=START_AHEAD)
+    stream = iter(engine.chunks(at + ahead, duration_frames=frames, join_note=join_note))
+    first = next(stream, None)
+    if first is None:
+        return
+    try:
+        due: float | None = launch + (engine.due_at(first) - at).total_seconds()
+    except PlayoutError as exc:  # no PCR in the first bytes: send on arrival instead
+        logger.warning("cannot align the stream with the wall clock: %s", exc)
+        due = None
+    if due is not None:
+        logger.info(
+            "first chunk ready %.3f s after launch, due at %.3f s",
+            clock.monotonic() - launch,
+            due - launch,
+        )
+    pacer.run(itertools.chain((first,), stream), first_due=due, on_sent=journal.sent)
 
 
 @playout_app.command("check")

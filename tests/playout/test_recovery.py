@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from conftest import Media
 from playout_media import build_rundown
@@ -32,6 +33,7 @@ from playout.supervisor import ChildSpec, Supervisor, standby_argv
 CHANNEL = "zt.skyclass.cn"  # SD, 5 Mb/s: the engine's test clips
 BEIJING_OFFSET = timedelta(hours=8)
 FIRST_START_TIMEOUT = 20.0  # the first launch may be slow (cold imports on a busy CI box)
+ALIGN_TOLERANCE = 0.050  # seconds between a PCR's arrival and its picture's wall clock
 LEAD_FRAMES = 25  # bytes leave ~0.6 s before their picture shows (T-STD delay), plus slack
 
 
@@ -184,3 +186,33 @@ def test_sigkill_restart_is_on_air_within_2_s_at_the_wall_clock(
     if first.actual_frame > first.scheduled_frame:  # joined mid-event (almost always)
         assert first.reason.startswith(RESTART_NOTE), first.reason
         assert first.duration_frames < first.scheduled_frames
+
+
+def test_playout_run_presents_each_frame_at_its_wall_clock(
+    cli: Any, media: Media, tmp_path: Path
+) -> None:
+    """Byte 0 is tied to the wall clock: every PCR arrives when its picture is due on air.
+
+    Frame f is presented when the PCR reaches ``ORIGIN + f * 3600``; it is scheduled at
+    ``day_start + f / 25``. So a datagram carrying PCR p must arrive at
+    ``day_start + (p - ORIGIN) / 90 kHz``: the PCR arrival plus the decode delay is then
+    the frame's Beijing time.
+    """
+    rundown = today_rundown(media)
+    path = tmp_path / "rundown.json"
+    rundown.save(path)
+    receiver = Receiver()
+    try:
+        result = cli(
+            *("playout", "run", "--channel", CHANNEL, "--rundown", str(path)),
+            *("--output", f"udp://127.0.0.1:{receiver.port}", "--duration", "4"),
+        )
+        time.sleep(0.2)
+    finally:
+        receiver.close()
+    assert result.code == 0, result.stderr
+    lag = pcr_positions(receiver.got, rundown.day_start)
+    assert len(lag) > 100, len(lag)
+    lag.sort()
+    p1, p99 = lag[len(lag) // 100], lag[-1 - len(lag) // 100]
+    assert max(abs(p1), abs(p99)) < ALIGN_TOLERANCE, (p1, p99)
