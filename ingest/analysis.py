@@ -221,14 +221,16 @@ class SilenceDetector:
         if whole == 0:
             return
         blocks = data[:whole].reshape(-1, self.block, data.shape[1])
-        rms = np.sqrt(np.mean(np.square(blocks, dtype=np.float64), axis=1)).max(axis=1)
-        quiet = rms < self.threshold
-        for offset, is_quiet in enumerate(quiet):
-            index = self._index + offset
-            if is_quiet and self._run_start is None:
-                self._run_start = index
-            elif not is_quiet and self._run_start is not None:
-                self._close(index)
+        # Mean square per block and channel, accumulated in float64 without a temporary.
+        energy = np.einsum("ijk,ijk->ik", blocks, blocks, dtype=np.float64) / self.block
+        quiet = np.sqrt(energy).max(axis=1) < self.threshold
+        # Only the blocks where quiet flips matter: a run opens or closes there.
+        was_quiet = 1 if self._run_start is not None else 0
+        for offset in np.flatnonzero(np.diff(quiet.astype(np.int8), prepend=was_quiet)).tolist():
+            if quiet[offset]:
+                self._run_start = self._index + offset
+            else:
+                self._close(self._index + offset)
         self._index += len(quiet)
 
     def _close(self, index: int) -> None:
@@ -314,7 +316,11 @@ def analysis_command(
 
     keyframes_only decodes only the IDR of each GOP: for a house-format source (a closed
     GOP every second) the picture detectors then see one frame per second, which finds
-    black and freezes of 2 s and more at a 25th of the decoding cost.
+    black and freezes of 2 s and more at a 25th of the decoding cost. The other packets
+    are dropped before the decoder (the `noise` bitstream filter on the input), not
+    only skipped inside it: a skipped packet still occupies a frame thread in turn, so
+    one keyframe being decoded stalled the others, and the decode ran on one core. With
+    only keyframes queued, consecutive keyframes decode in parallel.
     """
     assert source.video is not None and source.audio is not None
     t = thresholds
@@ -329,7 +335,7 @@ def analysis_command(
         f":pic_th={t.black_picture_ratio},"
         f"freezedetect=n={t.freeze_noise_db}dB:d={t.freeze_min_seconds}[v]"
     )
-    sampling = ["-skip_frame", "nokey"] if keyframes_only else []
+    sampling = ["-skip_frame", "nokey", "-bsf:v", "noise=drop=not(key)"] if keyframes_only else []
     return [
         "-skip_loop_filter", "all", "-flags2", "fast", *sampling,
         "-i", str(source.path),

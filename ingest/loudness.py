@@ -209,21 +209,23 @@ class LoudnessMeter:
 
     def feed(self, samples: npt.NDArray[np.floating]) -> None:
         """Add samples, shape (n, channels) (or (n,) for mono), full scale +-1.0."""
-        block = np.asarray(samples, dtype=np.float64)
+        block = np.asarray(samples)
         if block.ndim == 1 and self.channels == 1:
             block = block[:, np.newaxis]
         if block.ndim != 2 or block.shape[1] != self.channels:
             raise ValueError(f"expected samples of shape (n, {self.channels}), got {block.shape}")
         if block.shape[0] == 0:
             return
-        self._pending.append(np.ascontiguousarray(block.T))
+        # One copy does both the float64 conversion and the planar layout.
+        self._pending.append(np.array(block.T, dtype=np.float64, order="C"))
         self._pending_samples += block.shape[0]
         if self._pending_samples >= self._chunk:
             self._drain(keep_remainder=True)
 
     def _drain(self, *, keep_remainder: bool) -> None:
         """Process pending samples in chunks; keep a short remainder to batch with later."""
-        pending = np.concatenate(self._pending, axis=1)
+        # A decoder reading whole chunks leaves one block: no need to copy it.
+        pending = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending, 1)
         start = 0
         total = pending.shape[1]
         while total - start >= self._chunk or (not keep_remainder and start < total):
@@ -236,7 +238,7 @@ class LoudnessMeter:
     def _process(self, planar: FloatArray) -> None:
         """K-weight, accumulate energies and peaks of one chunk, shape (channels, n)."""
         n = planar.shape[1]
-        self._sample_peak = max(self._sample_peak, float(np.max(np.abs(planar))))
+        self._sample_peak = max(self._sample_peak, float(planar.max()), -float(planar.min()))
         self._true_peak.feed(planar)
 
         filtered, self._zi = signal.sosfilt(self._sos, planar, axis=-1, zi=self._zi)

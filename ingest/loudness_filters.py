@@ -41,6 +41,8 @@ _MIN_FACTOR = 4
 # 12-tap-per-phase filter printed in Annex 2.
 _TAPS_PER_PHASE = 24
 _KAISER_BETA = 8.0
+# Outputs per run of the peak search (see TruePeakInterpolator).
+_RUN = 1024
 
 
 def k_weighting_sos(sample_rate: int) -> FloatArray:
@@ -89,10 +91,17 @@ class TruePeakInterpolator:
     The stream starts from silence; `flushed_peak` lets the reconstruction ring out
     after the last sample without changing the state.
 
-    Each output phase is a 24-tap dot product, so the whole block is one matrix product
+    Each output phase is a 24-tap dot product, so a run of outputs is one matrix product
     of a sliding-window view of the input with the (taps, factor) phase matrix: BLAS
     runs it about twice as fast as scipy's upfirdn. It runs in float32 (error about
     1e-5 dB), which halves the time again.
+
+    Only the maximum is wanted, so most of the signal need not be interpolated at all:
+    an output is at most `max |x|` over its 24 input samples times the largest phase
+    L1 norm (`_gain`, about 2.2). Input is cut into runs of `_RUN` outputs; a run whose
+    bound cannot beat the peak already found is skipped. The result is exact (the same
+    maximum as interpolating everything); speech, whose samples seldom come within
+    7 dB of its peak, is measured several times faster.
     """
 
     def __init__(self, sample_rate: int, channels: int) -> None:
@@ -110,18 +119,43 @@ class TruePeakInterpolator:
         # the phase matrix, reversed so the oldest sample of a window comes first.
         phases = (taps * self.factor).reshape(_TAPS_PER_PHASE, self.factor)[::-1]
         self._phases: npt.NDArray[np.float32] = np.ascontiguousarray(phases, dtype=np.float32)
+        # Bound on |output| / max |input| over a window, with a margin for float32
+        # rounding in the dot products (relative error below 24 * 2**-24).
+        self._gain = float(np.abs(phases).sum(axis=0).max()) * (1.0 + 1e-4)
         self._history: npt.NDArray[np.float32] = np.zeros(
             (channels, _TAPS_PER_PHASE - 1), dtype=np.float32
         )
         self.peak = 0.0
 
-    def _peak_of(self, extended: npt.NDArray[np.float32]) -> float:
-        """Largest |value| among the outputs that depend only on `extended`."""
-        peak = 0.0
-        for channel in extended:
-            windows = np.lib.stride_tricks.sliding_window_view(channel, _TAPS_PER_PHASE)
-            upsampled = windows @ self._phases
-            peak = max(peak, float(upsampled.max()), -float(upsampled.min()))
+    def _run_peak(self, channel: npt.NDArray[np.float32], first: int, last: int) -> float:
+        """Largest |output| of the windows starting at first..last-1 of one channel."""
+        windows = np.lib.stride_tricks.sliding_window_view(
+            channel[first : last + _TAPS_PER_PHASE - 1], _TAPS_PER_PHASE
+        )
+        upsampled = windows @ self._phases
+        return max(float(upsampled.max()), -float(upsampled.min()))
+
+    def _peak_of(self, extended: npt.NDArray[np.float32], floor: float = 0.0) -> float:
+        """max(floor, largest |value| among the outputs that depend only on `extended`)."""
+        count = extended.shape[-1] - (_TAPS_PER_PHASE - 1)  # complete windows per channel
+        if count <= 0:
+            return floor
+        runs = -(-count // _RUN)
+        # Input block i holds samples [i*_RUN, (i+1)*_RUN); the windows of run i read
+        # blocks i and i+1 only (a window spans 24 < _RUN samples).
+        padded = np.zeros((extended.shape[0], (runs + 1) * _RUN), dtype=np.float32)
+        padded[:, : extended.shape[-1]] = extended
+        block_max = np.abs(padded).reshape(extended.shape[0], runs + 1, _RUN).max(axis=-1)
+        bounds = np.maximum(block_max[:, :-1], block_max[:, 1:]) * self._gain
+        peak = floor
+        # Loudest runs first: the peak found early rules out most of the others.
+        order = np.argsort(bounds, axis=None)[::-1]
+        for flat in order:
+            channel, run = divmod(int(flat), runs)
+            if bounds[channel, run] <= peak:
+                break
+            first = run * _RUN
+            peak = max(peak, self._run_peak(extended[channel], first, min(count, first + _RUN)))
         return peak
 
     def feed(self, planar: FloatArray) -> None:
@@ -129,10 +163,10 @@ class TruePeakInterpolator:
         if planar.shape[-1] == 0:
             return
         extended = np.concatenate([self._history, planar.astype(np.float32)], axis=-1)
-        self.peak = max(self.peak, self._peak_of(extended))
+        self.peak = self._peak_of(extended, self.peak)
         self._history = extended[:, extended.shape[-1] - (_TAPS_PER_PHASE - 1) :]
 
     def flushed_peak(self) -> float:
         """Peak including the filter's tail after the last sample, as if silence followed."""
         tail = np.concatenate([self._history, np.zeros_like(self._history)], axis=-1)
-        return max(self.peak, self._peak_of(tail))
+        return self._peak_of(tail, self.peak)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,8 +181,16 @@ class VerifyReport:
 
 
 def verify(path: Path, *, profile: HouseProfile, frames: int, config: IngestConfig) -> VerifyReport:
-    """Re-probe and re-measure an encoded file against the house spec."""
-    result = probe(path)
+    """Re-probe and re-measure an encoded file against the house spec.
+
+    The probe (a PyAV packet walk) runs in a thread while ffmpeg decodes the audio for
+    the meter: both read the whole file, and neither needs the other's result.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-probe") as pool:
+        probed = pool.submit(probe, path)
+        # The house file is already 48 kHz stereo, so the piped mix is the file itself.
+        loud = measure_stream(path)
+        result = probed.result()
     problems = list(conformance_problems(result, profile))
     audio = result.audio
     if audio is None:
@@ -201,8 +210,6 @@ def verify(path: Path, *, profile: HouseProfile, frames: int, config: IngestConf
             problems.append(
                 f"audio lasts {audio.duration_seconds:.3f} s, video {frames / FPS:.3f} s"
             )
-    # The house file is already 48 kHz stereo, so the piped mix is the file itself.
-    loud = measure_stream(path)
     if not math.isfinite(loud.integrated_lufs) or (
         abs(loud.integrated_lufs - config.target_lufs) > config.tolerance_lu
     ):

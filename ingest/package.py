@@ -101,14 +101,15 @@ def sha256_of(path: Path) -> str:
 
 
 def store_file(
-    source: Path, media_root: Path, suffix: str, *, move: bool = False
+    source: Path, media_root: Path, suffix: str, *, move: bool = False, sha: str | None = None
 ) -> tuple[Path, str, bool]:
     """Put a file at its content address; returns (path, sha256, created_now).
 
     Copies go through a temporary file in the media root and an atomic rename, so a
-    crash never leaves a partial file under a content address.
+    crash never leaves a partial file under a content address. `sha` is the digest of
+    `source` when the caller has already computed it (ingest hashes while verifying).
     """
-    sha = sha256_of(source)
+    sha = sha or sha256_of(source)
     target = content_path(media_root, sha, suffix)
     if target.exists():
         if move:

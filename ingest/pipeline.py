@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -166,109 +167,123 @@ class Ingester:
         self.check_media(request, media, meta)
         lap("probe")
         report("probe", 0.0, 0.05)(1.0)
-        profile = request.profile
-        problems = conformance_problems(media, profile)
-        copy_video = not problems
-        analysis = analyze(
-            media,
-            self.config.qc,
-            keyframes_only=copy_video and self.config.qc.keyframes_only_for_conforming,
-            progress=report("analyze", 0.05, 0.45),
-        )
-        qc = judge(analysis, media, self.config.qc)
-        lap("analyze")
-        if not qc.passed:
-            reasons = "; ".join(f.message for f in qc.errors)
-            raise QcRejectedError(f"{request.source.name}: rejected by QC: {reasons}", qc)
-        if problems:
-            logger.info("%s: re-encoding video: %s", request.source.name, "; ".join(problems))
-        field_order = qc.detected_field_order if qc.detected_field_order in ("tff", "bff") else None
-        plan = plan_audio(qc.loudness, self.config)
-        media_root = self.library.media_root
-        staging = media_root / ".staging"
-        staging.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix="ingest-", suffix=".mkv", dir=staging)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        created: list[Path] = []
+        # The two sha256 digests (source and output, about 1 GB each for an HD lesson)
+        # are computed in threads while ffmpeg works: hashlib and file reads release
+        # the GIL, so they cost no wall time when a core is free.
+        hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-sha256")
+        source_hash = hasher.submit(sha256_of, request.source)
         try:
-            frames = encode(
+            profile = request.profile
+            problems = conformance_problems(media, profile)
+            copy_video = not problems
+            analysis = analyze(
                 media,
-                tmp,
-                profile=profile,
-                plan=plan,
-                copy_video=copy_video,
-                config=self.config,
-                field_order=field_order,
-                progress=report("encode", 0.45, 0.9),
+                self.config.qc,
+                keyframes_only=copy_video and self.config.qc.keyframes_only_for_conforming,
+                progress=report("analyze", 0.05, 0.45),
             )
-            lap("encode")
-            checked = verify(tmp, profile=profile, frames=frames, config=self.config)
-            trim = 0.0
-            for _attempt in range(2):
-                if checked.ok or not math.isfinite(checked.loudness.integrated_lufs):
-                    break
-                # Corrective audio passes: trim by the measured residual error.
-                trim += self.config.target_lufs - checked.loudness.integrated_lufs
-                peak_over = checked.loudness.true_peak_dbtp - self.config.max_true_peak_dbtp
-                corrected = replace(
-                    plan_audio(qc.loudness, self.config, trim_db=trim),
-                    limit=plan.limit or peak_over > 0,
-                    ceiling_dbtp=self.config.limiter_ceiling_dbtp - max(0.0, peak_over),
+            qc = judge(analysis, media, self.config.qc)
+            lap("analyze")
+            if not qc.passed:
+                reasons = "; ".join(f.message for f in qc.errors)
+                raise QcRejectedError(f"{request.source.name}: rejected by QC: {reasons}", qc)
+            if problems:
+                logger.info("%s: re-encoding video: %s", request.source.name, "; ".join(problems))
+            field_order = (
+                qc.detected_field_order if qc.detected_field_order in ("tff", "bff") else None
+            )
+            plan = plan_audio(qc.loudness, self.config)
+            media_root = self.library.media_root
+            staging = media_root / ".staging"
+            staging.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix="ingest-", suffix=".mkv", dir=staging)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            created: list[Path] = []
+            try:
+                frames = encode(
+                    media,
+                    tmp,
+                    profile=profile,
+                    plan=plan,
+                    copy_video=copy_video,
+                    config=self.config,
+                    field_order=field_order,
+                    progress=report("encode", 0.45, 0.9),
                 )
-                logger.info("%s: corrective audio pass %s", request.source.name, corrected)
-                second = tmp.with_name(tmp.stem + "-2.mkv")
-                try:
-                    reaudio(tmp, media, second, profile=profile, plan=corrected, frames=frames)
-                    os.replace(second, tmp)
-                finally:
-                    second.unlink(missing_ok=True)
-                plan = corrected
+                lap("encode")
+                output_sha = hasher.submit(sha256_of, tmp)
                 checked = verify(tmp, profile=profile, frames=frames, config=self.config)
-            lap("verify")
-            if not checked.ok:
-                raise NormalizeError(
-                    f"{request.source.name}: the house-format output failed verification: "
-                    + "; ".join(checked.problems)
+                trim = 0.0
+                for _attempt in range(2):
+                    if checked.ok or not math.isfinite(checked.loudness.integrated_lufs):
+                        break
+                    # Corrective audio passes: trim by the measured residual error.
+                    trim += self.config.target_lufs - checked.loudness.integrated_lufs
+                    peak_over = checked.loudness.true_peak_dbtp - self.config.max_true_peak_dbtp
+                    corrected = replace(
+                        plan_audio(qc.loudness, self.config, trim_db=trim),
+                        limit=plan.limit or peak_over > 0,
+                        ceiling_dbtp=self.config.limiter_ceiling_dbtp - max(0.0, peak_over),
+                    )
+                    logger.info("%s: corrective audio pass %s", request.source.name, corrected)
+                    second = tmp.with_name(tmp.stem + "-2.mkv")
+                    try:
+                        reaudio(tmp, media, second, profile=profile, plan=corrected, frames=frames)
+                        os.replace(second, tmp)
+                    finally:
+                        second.unlink(missing_ok=True)
+                    output_sha = hasher.submit(sha256_of, tmp)
+                    plan = corrected
+                    checked = verify(tmp, profile=profile, frames=frames, config=self.config)
+                lap("verify")
+                if not checked.ok:
+                    raise NormalizeError(
+                        f"{request.source.name}: the house-format output failed verification: "
+                        + "; ".join(checked.problems)
+                    )
+                report("store", 0.9, 1.0)(0.0)
+                source_sha = source_hash.result()
+                stored, sha, new = store_file(
+                    tmp, media_root, ".mkv", move=True, sha=output_sha.result()
                 )
-            report("store", 0.9, 1.0)(0.0)
-            source_sha = sha256_of(request.source)
-            stored, sha, new = store_file(tmp, media_root, ".mkv", move=True)
-            if new:
-                created.append(stored)
-            attachments: list[Attachment] = []
-            if package_files:
-                attachments, made = store_attachments(package_files, media_root)
-                created += made
-            qc_json = qc.as_json() | {
-                "audio_plan": plan.as_json(),
-                "conformance": list(problems),
-                "source": media.as_json(),
-            }
-            new_asset = NewAsset(
-                asset_id=uuid.uuid4().hex[:16],
-                lesson_id=request.lesson_id,
-                kind=request.kind,
-                metadata=meta,
-                profile=profile.name,
-                path=stored,
-                sha256=sha,
-                size_bytes=stored.stat().st_size,
-                duration_frames=frames,
-                source_name=request.source.name,
-                source_sha256=source_sha,
-                stream_copied=copy_video,
-                loudness_before=qc.loudness.as_json() | {"measured_on": "48 kHz stereo mix"},
-                loudness_after=checked.loudness.as_json(),
-                qc=qc_json,
-                attachments=tuple(attachments),
-            )
-            asset = self.library.register(new_asset, at=self.clock.now())
-            lap("store")
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            for path in created:
-                path.unlink(missing_ok=True)
-            raise
-        report("done", 1.0, 1.0)(1.0)
-        return IngestOutcome(asset=asset, qc=qc, stream_copied=copy_video, timings=timings)
+                if new:
+                    created.append(stored)
+                attachments: list[Attachment] = []
+                if package_files:
+                    attachments, made = store_attachments(package_files, media_root)
+                    created += made
+                qc_json = qc.as_json() | {
+                    "audio_plan": plan.as_json(),
+                    "conformance": list(problems),
+                    "source": media.as_json(),
+                }
+                new_asset = NewAsset(
+                    asset_id=uuid.uuid4().hex[:16],
+                    lesson_id=request.lesson_id,
+                    kind=request.kind,
+                    metadata=meta,
+                    profile=profile.name,
+                    path=stored,
+                    sha256=sha,
+                    size_bytes=stored.stat().st_size,
+                    duration_frames=frames,
+                    source_name=request.source.name,
+                    source_sha256=source_sha,
+                    stream_copied=copy_video,
+                    loudness_before=qc.loudness.as_json() | {"measured_on": "48 kHz stereo mix"},
+                    loudness_after=checked.loudness.as_json(),
+                    qc=qc_json,
+                    attachments=tuple(attachments),
+                )
+                asset = self.library.register(new_asset, at=self.clock.now())
+                lap("store")
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                for path in created:
+                    path.unlink(missing_ok=True)
+                raise
+            report("done", 1.0, 1.0)(1.0)
+            return IngestOutcome(asset=asset, qc=qc, stream_copied=copy_video, timings=timings)
+        finally:
+            hasher.shutdown(wait=False, cancel_futures=True)

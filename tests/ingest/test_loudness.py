@@ -35,7 +35,11 @@ from ingest.loudness import (
     channel_weights,
     measure_file,
 )
-from ingest.loudness_filters import k_weighting_sos, oversampling_factor
+from ingest.loudness_filters import (
+    TruePeakInterpolator,
+    k_weighting_sos,
+    oversampling_factor,
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -241,6 +245,36 @@ def test_tech3341_true_peak(case: str, rate: int) -> None:
     result = measure(true_peak_signal(fraction, phase, level, rate), rate=rate, block=1000)
     assert level - TRUE_PEAK_BELOW <= result.true_peak_dbtp <= level + TRUE_PEAK_ABOVE
     assert result.true_peak_dbtp >= result.sample_peak_dbfs
+
+
+def _interpolate_everything(samples: FloatArray, rate: int) -> float:
+    """Reference: every output of the interpolator, no run skipped, then the maximum."""
+    meter = TruePeakInterpolator(rate, samples.shape[1])
+    taps = meter._phases.shape[0]
+    peak = 0.0
+    for channel in samples.T.astype(np.float32):
+        padded = np.concatenate([np.zeros(taps - 1, np.float32), channel, np.zeros(taps - 1)])
+        windows = np.lib.stride_tricks.sliding_window_view(padded.astype(np.float32), taps)
+        peak = max(peak, float(np.abs(windows @ meter._phases).max()))
+    return peak
+
+
+@pytest.mark.parametrize("rate", [48_000, 44_100])
+def test_true_peak_search_skips_runs_but_finds_the_same_peak(rate: int) -> None:
+    """Skipping runs whose bound cannot beat the peak found is exact, not an estimate."""
+    rng = np.random.default_rng(5)
+    signals = [
+        speech_like(6.0, rate),  # most runs skipped
+        np.tile(true_peak_signal(4, 45.0, -0.5, rate)[:, np.newaxis], 2),  # none skipped
+        rng.standard_normal((rate, 2)) * (rng.random((rate, 2)) < 0.001),  # sparse clicks
+    ]
+    for samples in signals:
+        expected = _interpolate_everything(samples, rate)
+        for block in (777, 48_000, len(samples)):
+            meter = TruePeakInterpolator(rate, 2)
+            for start in range(0, len(samples), block):
+                meter.feed(np.ascontiguousarray(samples[start : start + block].T))
+            assert meter.flushed_peak() == pytest.approx(expected, rel=1e-6), block
 
 
 # --- EBU Tech 3342: loudness range -------------------------------------------------------

@@ -6,8 +6,10 @@ import subprocess
 
 import numpy as np
 
-from channels.profiles import SD
+from channels.profiles import HD, SD
+from ingest.analysis import analyze
 from ingest.asset import AssetKind, LessonMetadata
+from ingest.config import QcThresholds
 from ingest.house import conforms
 from ingest.pipeline import Ingester, IngestRequest
 from ingest.probe import probe
@@ -59,6 +61,20 @@ def test_qc_reports_defects_as_warnings(synth: Synth, ingester: Ingester) -> Non
     black = outcome.qc.black[0]
     assert (black.start, black.end) == source.defect_spans["black"]
     assert outcome.asset.qc_warnings  # stored with the asset for the reviewer
+
+
+def test_hd_keyframe_analysis_finds_black_and_freeze(synth: Synth) -> None:
+    """A conforming HD source is analysed on its keyframes only (non-key packets are
+    dropped before the decoder); black and freeze are still found where they are."""
+    source = synth(SynthFormat.HOUSE_HD, 16.0, (Defect.BLACK, Defect.FREEZE))
+    media = probe(source.path)
+    assert conforms(media, HD)
+    sampled = analyze(media, QcThresholds(), keyframes_only=True)
+    full = analyze(media, QcThresholds(), keyframes_only=False)
+    assert [(s.start, s.end) for s in sampled.black] == [source.defect_spans["black"]]
+    assert sampled.freeze and full.freeze
+    assert sampled.loudness == full.loudness  # the sound is measured in full either way
+    assert sampled.decode_errors == 0
 
 
 def test_quiet_programme_with_peaks_is_limited(synth: Synth, ingester: Ingester) -> None:
