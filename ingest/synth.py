@@ -533,14 +533,19 @@ def _by_units(
     lines = ["ffconcat version 1.0"]
     for unit in unique:
         lines += [f"file '{images[unit].name}'", "duration 1"]
+    if remainder:
+        # The last, partial second is a segment of its own: a short closed GOP, so the
+        # lesson ends on exactly the frame asked for (stream copy cannot cut inside a GOP).
+        lines += [f"file '{images[units[-1]].name}'", "duration 1"]
     lines += [f"file '{images[unique[-1]].name}'", "duration 1"]  # the concat demuxer's last
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
     sar = f"{spec.sar.numerator}/{spec.sar.denominator}"
-    segment_frames = ",".join(str(spec.fps * i) for i in range(1, len(unique)))
+    boundaries = range(1, len(unique) + (1 if remainder else 0))
+    segment_frames = ",".join(str(spec.fps * i) for i in boundaries)
     encode = [
         "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
         "-vf", f"fps={spec.fps},setsar={sar},format=yuv420p{_field_filter(spec)}",
-        "-frames:v", str(spec.fps * len(unique)),
+        "-frames:v", str(spec.fps * len(unique) + remainder),
         *spec.video_args, "-an",
         "-f", "segment", "-segment_format", "mpegts", "-reset_timestamps", "1",
         *(["-segment_frames", segment_frames] if segment_frames else []),
@@ -551,11 +556,10 @@ def _by_units(
     )
     seg_of = {unit: work / f"seg{n:04d}.ts" for n, unit in enumerate(unique)}
     playlist = ["ffconcat version 1.0"]
-    for unit in units:
+    for unit in units[:-1] if remainder else units:
         playlist.append(f"file '{seg_of[unit].name}'")
     if remainder:
-        # The last, partial second: keep only its first frames (cut on whole frames).
-        playlist.append(f"outpoint {remainder / spec.fps:.6f}")
+        playlist.append(f"file 'seg{len(unique):04d}.ts'")
     (work / "play.txt").write_text("\n".join(playlist) + "\n", encoding="utf-8")
     mux = [
         "-y", "-f", "concat", "-safe", "0", "-i", str(work / "play.txt"),

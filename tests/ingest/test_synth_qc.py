@@ -35,6 +35,16 @@ def test_house_synth_conforms_and_is_not_frozen(synth: Synth) -> None:
     assert _freezedetect_fires(synth(SynthFormat.HOUSE_SD, 12.0, (Defect.FREEZE,)).path)
 
 
+def test_synth_ends_on_the_frame_asked_for(synth: Synth) -> None:
+    """A length off the whole second ends in a short closed GOP, still house format."""
+    lesson = synth(SynthFormat.HOUSE_SD, 2.4)
+    probed = probe(lesson.path)
+    assert lesson.duration_frames == 60
+    assert probed.video is not None and probed.video.frames == 60
+    assert probed.video.keyframes == (0, 25, 50)
+    assert conforms(probed, SD)
+
+
 def test_synth_audio_is_speech_like_with_pauses(synth: Synth) -> None:
     samples = decode_pcm(synth(SynthFormat.HOUSE_SD, 12.0).path)[:, 0]
     blocks = samples[: len(samples) // 4800 * 4800].reshape(-1, 4800)  # 100 ms
