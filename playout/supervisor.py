@@ -51,7 +51,10 @@ from zoneinfo import ZoneInfo
 import typer
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.orm import Session, sessionmaker
 
+from compliance.ledger import AsRunLedger, journal_path
 from core.clock import Clock, SystemClock
 from core.errors import BadInputError
 from epg.context import EpgRuntime, EpgServices
@@ -67,6 +70,8 @@ STABLE_AFTER = 60.0
 STOP_TIMEOUT = 5.0
 COMPILE_AT = dtime(20, 0)
 COMPILE_JOB_ID = "compile-rundowns"
+ASRUN_SYNC_JOB_ID = "sync-asrun"
+ASRUN_SYNC_SECONDS = 30
 
 CompileDay = Callable[[date], object]
 
@@ -391,6 +396,46 @@ def schedule_compile(
     )
 
 
+def sync_asrun(var_dir: Path, channel_ids: Sequence[str], sessions: sessionmaker[Session]) -> int:
+    """Copy new as-run journal entries of every channel into the database.
+
+    The channel processes only append to their fsynced journals and never wait on the
+    database; this job (in the supervisor) brings the ``asrun`` table up to date. A
+    database outage is logged and caught up on the next run.
+    """
+    added = 0
+    for channel_id in channel_ids:
+        path = journal_path(var_dir, channel_id)
+        if not path.exists():
+            continue
+        try:
+            added += AsRunLedger(path).sync_to_db(sessions)
+        except Exception:
+            logger.exception("as-run sync of %s failed; the journal keeps the records", channel_id)
+    return added
+
+
+def schedule_asrun_sync(
+    scheduler: BackgroundScheduler,
+    var_dir: Path,
+    channel_ids: Sequence[str],
+    sessions: sessionmaker[Session],
+    *,
+    seconds: int = ASRUN_SYNC_SECONDS,
+) -> Any:
+    """Add the interval job that keeps the ``asrun`` table close behind the journals."""
+    return scheduler.add_job(
+        sync_asrun,
+        IntervalTrigger(seconds=seconds),
+        args=(var_dir, tuple(channel_ids), sessions),
+        id=ASRUN_SYNC_JOB_ID,
+        name="sync as-run journals into the database",
+        coalesce=True,
+        max_instances=1,
+        replace_existing=True,
+    )
+
+
 def missing_days(
     rundown_dir: Path, channel_ids: Sequence[str], clock: Clock, zone: ZoneInfo = BEIJING
 ) -> list[date]:
@@ -510,6 +555,8 @@ def up(
                 compile_once, args=(compile_day, day), id=f"compile-{day}", name=f"compile {day}"
             )
 
+    schedule_asrun_sync(scheduler, var_dir, ids, runtime.sessions())
+
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -527,6 +574,7 @@ def up(
         supervisor.run(stop)
     finally:
         scheduler.shutdown(wait=False)
+        sync_asrun(var_dir, ids, runtime.sessions())  # what the channels wrote last
 
 
 def register(app: typer.Typer) -> None:
