@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 # Real time starts the stream this long after launch: the T-STD lead (~0.6 s) plus the
 # engine's start-up (slate, first clip, the cue hold muxed ahead) on a busy machine.
 START_AHEAD = 1.2
+# Datagrams per pacer wake-up (PCR-carrying ones still go exactly on time): halves the
+# wake-ups, the largest CPU cost of a channel (docs/benchmarks.md "## Playout").
+PACING_BURST = 2
 
 
 class PlayoutRuntime(Protocol):
@@ -194,7 +197,7 @@ def _run_paced(
     from playout.outputs import FanOut
     from playout.pacer import Pacer
 
-    pacer = Pacer(FanOut(sinks), mux_rate=mux_rate, clock=clock)
+    pacer = Pacer(FanOut(sinks), mux_rate=mux_rate, clock=clock, burst=PACING_BURST)
     ahead = timedelta(seconds=START_AHEAD)
     stream = iter(engine.chunks(at + ahead, duration_frames=frames, join_note=join_note))
     first = next(stream, None)

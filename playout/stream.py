@@ -11,6 +11,7 @@ whoever sends the bytes journals them when they have left, not when they were mu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -69,3 +70,19 @@ class TsSink(Protocol):
     def write(self, chunk: TsChunk) -> None: ...
 
     def close(self) -> None: ...
+
+
+#: Sends one piece of a chunk (a 1316-byte datagram, or a chunk's shorter head or tail)
+#: at engine byte offset ``int``. Must not block or raise: it runs on the pacing thread.
+DatagramSend = Callable[[memoryview, int], None]
+
+
+class PacedSink(TsSink, Protocol):
+    """A sink with the pacer's fast path: per chunk one call, then one call per datagram.
+
+    ``paced(chunk)`` is called when the pacer starts a chunk; outputs that do not
+    need pacing take the whole chunk then, and the returned function gets each
+    piece at its deadline (memoryview slices of ``chunk.data``: no copies).
+    """
+
+    def paced(self, chunk: TsChunk) -> DatagramSend: ...

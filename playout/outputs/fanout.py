@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from playout.outputs.base import OutputSink, RateLimitedLog
-from playout.stream import TsChunk
+from playout.stream import DatagramSend, TsChunk
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class QueuedOutput(OutputSink):
 
 
 class FanOut(OutputSink):
-    """Writes each chunk to every output; implements TsSink itself."""
+    """Writes each chunk to every output; implements TsSink and the pacer's PacedSink."""
 
     nonblocking = True
 
@@ -144,6 +144,8 @@ class FanOut(OutputSink):
             o if o.nonblocking else QueuedOutput(o) for o in outputs
         )
         self._log = RateLimitedLog(logger)
+        self._bulk = tuple(o for o in self.outputs if isinstance(o, QueuedOutput))
+        self._inline = tuple(o for o in self.outputs if not isinstance(o, QueuedOutput))
 
     def write(self, chunk: TsChunk) -> None:
         for output in self.outputs:
@@ -151,6 +153,47 @@ class FanOut(OutputSink):
                 output.write(chunk)
             except Exception as exc:  # isolate: the other outputs stay on air
                 self._log(logging.ERROR, output.name, "%s: write failed: %s", output.name, exc)
+
+    def paced(self, chunk: TsChunk) -> DatagramSend:
+        """Queued outputs get the whole chunk now; inline ones each datagram on time.
+
+        With one UDP output (the usual case) the pacer calls its send directly.
+        """
+        for output in self._bulk:
+            output.write(chunk)  # never raises: it only batches and put_nowait()s
+        senders = [self._sender(output, chunk) for output in self._inline]
+        if len(senders) == 1:
+            return senders[0]
+
+        def each(piece: memoryview, byte_offset: int) -> None:
+            for send in senders:
+                send(piece, byte_offset)
+
+        return each
+
+    def _sender(self, output: OutputSink, chunk: TsChunk) -> DatagramSend:
+        paced = getattr(output, "paced", None)
+        if paced is not None:
+            send: DatagramSend = paced(chunk)
+            return send
+        start = chunk.byte_offset
+
+        def write(piece: memoryview, byte_offset: int) -> None:
+            first = byte_offset == start
+            try:
+                output.write(
+                    TsChunk(
+                        data=bytes(piece),
+                        byte_offset=byte_offset,
+                        frame=chunk.frame,
+                        idr=chunk.idr and first,
+                        pcr_90k=chunk.pcr_90k if first else None,
+                    )
+                )
+            except Exception as exc:  # isolate: the other outputs stay on air
+                self._log(logging.ERROR, output.name, "%s: write failed: %s", output.name, exc)
+
+        return write
 
     def close(self) -> None:
         for output in self.outputs:

@@ -2,9 +2,12 @@
 
 The socket is non-blocking, so the pacer can call ``write`` inline and still never
 wait on the network: a full socket buffer drops the datagram (counted and logged)
-instead of stalling the channel. Any other send error closes the socket and
-reopens it after a backoff (1 s doubling to 30 s); datagrams due meanwhile are
-dropped, because a late datagram is worth nothing to a headend.
+instead of stalling the channel. It is connected to the destination, and the
+pacer's fast path (``paced``/``send_datagram``) hands over memoryview slices of
+the engine's chunk: one ``send`` per datagram, no copy, no allocation. Any other
+send error closes the socket and reopens it after a backoff (1 s doubling to 30 s);
+datagrams due meanwhile are dropped, because a late datagram is worth nothing to a
+headend.
 
 RTP (RFC 3550, payload type 33 MP2T per RFC 3551/2250, as SMPTE 2022-2 carries it):
 the 90 kHz timestamp is the nominal send time of the datagram's first byte,
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from playout.outputs.base import OutputError, OutputSink, RateLimitedLog
-from playout.stream import NULL_PID, SYNC_BYTE, TS_PACKET, UDP_PAYLOAD, TsChunk
+from playout.stream import NULL_PID, SYNC_BYTE, TS_PACKET, UDP_PAYLOAD, DatagramSend, TsChunk
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +96,9 @@ class UdpOutput(OutputSink):
         self._reopens = 0
         self._retry_at = 0.0
         self._retry_delay = RETRY_FIRST
-        self._sock: socket.socket | None = self._open()
+        self._sock: socket.socket | None = None
+        self._fast: socket.socket | None = None  # the socket while plain sends are possible
+        self._set_socket(self._open())
 
     # -- socket ------------------------------------------------------------------
 
@@ -134,14 +139,28 @@ class UdpOutput(OutputSink):
                 f"{self.name}: cannot set up the socket (ttl={self.ttl}, "
                 f"iface={self.interface}): {exc}: check the interface address"
             ) from exc
+        try:
+            sock.connect(self._dest)  # the kernel resolves the route once, not per datagram
+        except OSError as exc:  # no route yet: unconnected sends fail and reopen later
+            self._log(logging.ERROR, "connect", "%s: cannot connect: %s", self.name, exc)
         return sock
+
+    def _set_socket(self, sock: socket.socket | None) -> None:
+        self._sock = sock
+        connected = False
+        if sock is not None:
+            try:
+                connected = bool(sock.getpeername())
+            except OSError:
+                connected = False
+        self._fast = sock if connected and not self.rtp else None
 
     def _reopen_if_due(self) -> None:
         now = self._monotonic()
         if now < self._retry_at:
             return
         try:
-            self._sock = self._open()
+            self._set_socket(self._open())
         except OutputError as exc:
             self._retry_at = now + self._retry_delay
             self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
@@ -163,45 +182,82 @@ class UdpOutput(OutputSink):
             RTP_VERSION << 6, RTP_PAYLOAD_MP2T, seq, timestamp & 0xFFFFFFFF, self.ssrc
         )
 
-    def _send(self, payload: bytes | bytearray, byte_offset: int) -> None:
-        if self._sock is None:
+    def _send(self, payload: bytes | bytearray | memoryview, byte_offset: int) -> None:
+        sock = self._sock
+        if sock is None:
             self._reopen_if_due()
-            if self._sock is None:
+            sock = self._sock
+            if sock is None:
                 self._dropped += 1
                 return
-        datagram = self._rtp_header(byte_offset) + payload if self.rtp else payload
         try:
-            self._sock.sendto(datagram, self._dest)
+            if self.rtp:
+                sock.sendmsg((self._rtp_header(byte_offset), payload))  # gathered: no copy
+            elif sock is self._fast:
+                sock.send(payload)
+            else:
+                sock.sendto(payload, self._dest)
         except OSError as exc:
-            if exc.errno in _TRANSIENT:
-                self._dropped += 1
-                self._log(logging.WARNING, "drop", "%s: datagram dropped: %s", self.name, exc)
-                return
-            self._errors += 1
-            self._dropped += 1
-            self._log(
-                logging.ERROR, "error", "%s: send failed, reopening the socket: %s", self.name, exc
-            )
-            self._sock.close()
-            self._sock = None
-            self._retry_at = self._monotonic() + self._retry_delay
+            self._failed(exc)
             return
         self._datagrams += 1
 
+    def _failed(self, exc: OSError) -> None:
+        if exc.errno in _TRANSIENT:
+            self._dropped += 1
+            self._log(logging.WARNING, "drop", "%s: datagram dropped: %s", self.name, exc)
+            return
+        self._errors += 1
+        self._dropped += 1
+        self._log(
+            logging.ERROR, "error", "%s: send failed, reopening the socket: %s", self.name, exc
+        )
+        if self._sock is not None:
+            self._sock.close()
+        self._set_socket(None)
+        self._retry_at = self._monotonic() + self._retry_delay
+
+    def paced(self, chunk: TsChunk) -> DatagramSend:
+        """The pacer's fast path (playout.stream.PacedSink): returns ``send_datagram``."""
+        if self._anchor is None:
+            self._start(chunk)
+        return self.send_datagram
+
+    def send_datagram(self, piece: memoryview, byte_offset: int) -> None:
+        """One piece at its deadline: a whole datagram goes straight out, no copy."""
+        sock = self._fast
+        if sock is None or self._buf or len(piece) != UDP_PAYLOAD:
+            self._write_piece(piece, byte_offset)
+            return
+        try:
+            sock.send(piece)
+        except OSError as exc:
+            self._failed(exc)
+            return
+        self._datagrams += 1
+
+    def _start(self, chunk: TsChunk) -> None:
+        self._anchor = (chunk.byte_offset, chunk.frame)
+        # The nominal datagram index of the anchor frame: deterministic from the timeline.
+        self._seq0 = chunk.frame * self.mux_rate // (8 * FPS * UDP_PAYLOAD)
+        self._buf_offset = chunk.byte_offset
+
     def write(self, chunk: TsChunk) -> None:
         if self._anchor is None:
-            self._anchor = (chunk.byte_offset, chunk.frame)
-            # The nominal datagram index of the anchor frame: deterministic from the timeline.
-            self._seq0 = chunk.frame * self.mux_rate // (8 * FPS * UDP_PAYLOAD)
-            self._buf_offset = chunk.byte_offset
-        data = chunk.data
-        if not self._buf and len(data) == UDP_PAYLOAD:
-            self._buf_offset = chunk.byte_offset
-            self._send(data, chunk.byte_offset)
-            self._buf_offset += UDP_PAYLOAD
-            return
+            self._start(chunk)
+        self._write_piece(memoryview(chunk.data), chunk.byte_offset)
+
+    def _write_piece(self, data: memoryview, byte_offset: int) -> None:
+        """Any run of packets: whole datagrams go out, a remainder waits for the next piece."""
         if not self._buf:
-            self._buf_offset = chunk.byte_offset
+            self._buf_offset = byte_offset
+            whole = len(data) - len(data) % UDP_PAYLOAD
+            for start in range(0, whole, UDP_PAYLOAD):
+                self._send(data[start : start + UDP_PAYLOAD], byte_offset + start)
+            if whole < len(data):
+                self._buf += data[whole:]
+            self._buf_offset = byte_offset + whole
+            return
         self._buf += data
         sent = 0
         while len(self._buf) - sent >= UDP_PAYLOAD:
@@ -219,7 +275,7 @@ class UdpOutput(OutputSink):
             self._buf.clear()
         if self._sock is not None:
             self._sock.close()
-            self._sock = None
+            self._set_socket(None)
         logger.info(
             "%s: closed after %d datagrams (%d dropped)", self.name, self._datagrams, self._dropped
         )

@@ -181,6 +181,9 @@ def test_udp_send_error_reopens_after_backoff(
     real = out._sock
 
     class Broken:
+        def send(self, data: bytes) -> int:
+            raise OSError(101, "Network is unreachable")
+
         def sendto(self, data: bytes, addr: object) -> int:
             raise OSError(101, "Network is unreachable")
 

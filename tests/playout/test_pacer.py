@@ -197,3 +197,32 @@ def test_real_clock_rate_within_half_a_percent() -> None:
     assert slope == pytest.approx(rate, rel=0.005)
     assert times[-1] == pytest.approx(sent[-1] / rate, abs=0.05)
     assert stats.bytes == len(source) * UDP_PAYLOAD
+
+
+def test_burst_of_two_halves_the_wakeups_and_keeps_pcr_datagrams_on_time() -> None:
+    clock = FrozenClock(T0)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.advance(seconds)
+
+    data = bytearray(packets(7 * 200))
+    pcr_packets = set(range(3, 7 * 200, 7 * 7))  # every 7th datagram, at varying slots
+    for n in pcr_packets:
+        data[n * TS_PACKET + 3 : n * TS_PACKET + 6] = bytes((0x30, 7, 0x10))
+    sink = Recorder(clock)
+    pacer = Pacer(sink, mux_rate=MUX_RATE, clock=clock, sleep=sleep, send_ahead=0.0, burst=2)
+    stats = pacer.run(
+        [TsChunk(data=bytes(data), byte_offset=0, frame=0, idr=True, pcr_90k=None)], prefetch=0
+    )
+    interval = UDP_PAYLOAD * 8 / MUX_RATE
+    assert stats.datagrams == 200 and stats.reanchors == 0
+    assert len(sleeps) <= 200 // 2 + len(pcr_packets)  # about one wake-up per two datagrams
+    for at, piece in sink.writes:
+        ideal = piece.byte_offset * 8 / MUX_RATE
+        first_packet = piece.byte_offset // TS_PACKET
+        if any(first_packet <= n < first_packet + 7 for n in pcr_packets):
+            assert at == pytest.approx(ideal, abs=1e-9)  # a PCR is never early
+        else:
+            assert ideal - interval * 1.06 <= at <= ideal + 1e-9
