@@ -7,7 +7,7 @@ import json
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.console import Console
@@ -15,13 +15,15 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from core.errors import BadInputError
-from epg.context import EpgRuntime, EpgServices
 from epg.eit import si_events, si_transport_stream
 from epg.errors import ScheduleRejected
 from epg.rundown import rundown_path
 from epg.schedule import broadcast_date_of
 from epg.si import TextEncoding
 from epg.xmltv import check_document
+
+if TYPE_CHECKING:
+    from epg.context import EpgRuntime, EpgServices
 
 schedule_app = typer.Typer(
     help="Weekly schedules (周播表): load, history, rollback.", no_args_is_help=True
@@ -33,7 +35,10 @@ epg_app.add_typer(partners_app, name="partners")
 
 
 def _services(ctx: typer.Context) -> EpgServices:
-    return EpgServices(cast(EpgRuntime, ctx.obj))
+    # The importer pulls in openpyxl and the compiler: only for the commands that use them.
+    from epg.context import EpgServices
+
+    return EpgServices(cast("EpgRuntime", ctx.obj))
 
 
 def _date(text: str, option: str) -> date:

@@ -1,6 +1,10 @@
 """`skyclass synth|ingest|loudness|assets …`: the operator's side of ingest.
 
 Library code yields progress fractions; only this module draws bars (rich).
+
+The pipeline, the loudness meter and the synthesizer (SciPy, PIL: about a second
+of imports) are imported inside the commands that use them, so every other
+`skyclass` command (a playout restart above all) starts without them.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Protocol, cast
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 
 import typer
 from rich.console import Console
@@ -28,9 +32,9 @@ from grading import GradingPolicy
 from ingest.asset import Asset, AssetKind, LessonMetadata, ReviewCheck, ReviewState
 from ingest.config import IngestConfig
 from ingest.library import AssetLibrary
-from ingest.loudness import measure_file
-from ingest.pipeline import Ingester, IngestOutcome, IngestRequest
-from ingest.synth import SynthFormat, parse_defects, synthesize
+
+if TYPE_CHECKING:
+    from ingest.pipeline import Ingester, IngestOutcome, IngestRequest
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +89,13 @@ def synth_command(
         "lesson.mkv"
     ),
     fmt: Annotated[
-        SynthFormat, typer.Option("--format", help="Source format to imitate.")
-    ] = SynthFormat.HOUSE_HD,
+        str,
+        typer.Option(
+            "--format",
+            help="Source format to imitate: house-hd, house-sd, 720p30, portrait, sd43, "
+            "mono44k, surround, vfr.",
+        ),
+    ] = "house-hd",
     defects: Annotated[
         str, typer.Option("--defects", help="Comma list: black,freeze,silence,loud,quiet,clipping.")
     ] = "",
@@ -96,6 +105,13 @@ def synth_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Generate a synthetic lesson (slides with the Chinese title, speech-like audio)."""
+    from ingest.synth import SynthFormat, parse_defects, synthesize
+
+    try:
+        source_format = SynthFormat(fmt)
+    except ValueError:
+        known = ", ".join(f.value for f in SynthFormat)
+        raise BadInputError(f"--format {fmt!r} is not a source format: use {known}") from None
     length = seconds if seconds is not None else minutes * 60
     console = Console(stderr=True)
     with _bar(console) as bar:
@@ -105,7 +121,7 @@ def synth_command(
             grade=grade,
             subject=subject,
             seconds=length,
-            fmt=fmt,
+            fmt=source_format,
             defects=parse_defects(defects),
             title=title,
             seed=seed,
@@ -172,6 +188,8 @@ def _manifest_jobs(
     runtime: IngestRuntime, folder: Path, manifest: Path, default_profile: str | None
 ) -> list[_Job]:
     """lessons.csv: file,grade,subject,title[,lesson_id,kind,profile,package,…] per row."""
+    from ingest.pipeline import IngestRequest
+
     if not manifest.is_file():
         raise BadInputError(f"--manifest {manifest}: no such file")
     jobs: list[_Job] = []
@@ -247,6 +265,8 @@ def ingest_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Probe, validate, analyze, normalize, verify and register lesson files."""
+    from ingest.pipeline import Ingester, IngestRequest
+
     runtime = _runtime(ctx)
     work: list[_Job] = []
     for path in paths:
@@ -376,6 +396,8 @@ def loudness_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Measure loudness (BS.1770-4, EBU Tech 3341/3342) with the meter ingest uses."""
+    from ingest.loudness import measure_file
+
     result = measure_file(path).as_json()
     keys = (
         "integrated_lufs",

@@ -6,12 +6,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,7 +49,14 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+
 def alembic_config(engine: Engine) -> Config:
+    # Alembic (with Mako and Pygments) costs ~0.2 s to import: only when migrating.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
@@ -63,14 +66,20 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:
     logger.info("migrating %s to %s", engine.url.render_as_string(), revision)
+    from alembic import command
+
     command.upgrade(alembic_config(engine), revision)
 
 
 def head_revisions(engine: Engine) -> tuple[str, ...]:
     """Each package's migrations form their own branch off the asset library (0001)."""
+    from alembic.script import ScriptDirectory
+
     return tuple(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
 
 
 def current_revisions(engine: Engine) -> tuple[str, ...]:
+    from alembic.migration import MigrationContext
+
     with engine.connect() as connection:
         return tuple(MigrationContext.configure(connection).get_current_heads())

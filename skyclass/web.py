@@ -7,16 +7,17 @@ module only wires them to one Runtime.
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from fastapi import FastAPI
 
-from epg.api import make_router
-from epg.context import EpgRuntime, EpgServices
 from skyclass import __version__
-from skyclass.runtime import Runtime
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from epg.context import EpgRuntime
+    from skyclass.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,14 @@ def create_app(runtime: EpgRuntime, *, guide_cache_size: int = 64) -> FastAPI:
     """The skyclass HTTP app over one runtime (guide_cache_size=0 renders every request).
 
     Typed by the slices the routers need, so tests and benchmarks can pass a
-    lightweight runtime; the shell's Runtime satisfies them all.
+    lightweight runtime; the shell's Runtime satisfies them all. FastAPI and the
+    routers are imported here, not at module level: other commands start faster.
     """
+    from fastapi import FastAPI
+
+    from epg.api import make_router
+    from epg.context import EpgServices
+
     app = FastAPI(title="skyclass", version=__version__, docs_url=None, redoc_url=None)
     app.include_router(make_router(EpgServices(runtime), cache_size=guide_cache_size))
 
@@ -48,6 +55,8 @@ def register(app: typer.Typer) -> None:
         ] = 64,
     ) -> None:
         """Serve the EPG pull API (and later the operator console) over HTTP."""
+        import uvicorn
+
         runtime: Runtime = ctx.obj
         runtime.sessions()  # migrate before the first request, not during it
         logger.info("serving on http://%s:%d", host, port)
