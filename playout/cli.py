@@ -38,9 +38,9 @@ logger = logging.getLogger(__name__)
 # Real time starts the stream this long after launch: the T-STD lead (~0.6 s) plus the
 # engine's start-up (slate, first clip, the cue hold muxed ahead) on a busy machine.
 START_AHEAD = 1.2
-# Datagrams per pacer wake-up (PCR-carrying ones still go exactly on time): halves the
-# wake-ups, the largest CPU cost of a channel (docs/benchmarks.md "## Playout").
-PACING_BURST = 2
+# Datagrams per pacer wake-up (PCR-carrying ones still go exactly on time): a third of
+# the wake-ups, the largest CPU cost of a channel (docs/benchmarks.md "## Playout").
+PACING_BURST = 3
 
 
 class PlayoutRuntime(Protocol):
