@@ -20,6 +20,8 @@ import epg.cli
 import grading.cli
 import ingest.cli
 import playout.cli
+import skyclass.demo
+import skyclass.web
 from core.errors import BadInputError, SkyclassError
 from skyclass import __version__
 from skyclass.database import current_revisions, head_revisions, upgrade
@@ -88,14 +90,7 @@ channels.cli.register(app)
 epg.cli.register(app)
 ingest.cli.register(app)
 playout.cli.register(app)
-
-# The main job lives in its own module; import after the app exists.
-import skyclass.demo  # noqa: E402
-
 skyclass.demo.register(app)
-
-import skyclass.web  # noqa: E402
-
 skyclass.web.register(app)
 
 
