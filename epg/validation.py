@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from channels import Channel, ChannelRegistry
@@ -26,7 +26,14 @@ from core.timecode import FPS
 from epg.cells import CellError, parse_clock, parse_date, parse_duration, parse_mode, parse_type
 from epg.errors import Problem
 from epg.rundown import EventType, StartMode
-from epg.schedule import ScheduledEvent, ScheduleRow, ScheduleSource, beijing_clock, day_frames
+from epg.schedule import (
+    CellValue,
+    ScheduledEvent,
+    ScheduleRow,
+    ScheduleSource,
+    beijing_clock,
+    day_frames,
+)
 from grading import GradingPolicy, is_topic
 from ingest import Asset, AssetKind
 
@@ -82,6 +89,9 @@ class ValidationReport:
             "errors": [p.as_json() for p in self.errors],
             "warnings": [p.as_json() for p in self.warnings],
         }
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(kw_only=True)
@@ -198,6 +208,21 @@ def validate(
     return ValidationReport(source=source, errors=errors, warnings=warnings, days=result)
 
 
+def _optional_cell(
+    item: _Parsed, column: str, parse: Callable[[CellValue], _T], findings: _Findings
+) -> _T | None:
+    """Parse a cell that may be empty; a bad value is reported and makes the row broken."""
+    value = item.row.cells.get(column)
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except CellError as exc:
+        findings.error(item.row, column, str(exc))
+        item.broken = True
+        return None
+
+
 def _parse_row(row: ScheduleRow, registry: ChannelRegistry, findings: _Findings) -> _Parsed:
     item = _Parsed(row=row)
     channel_id = row.text("channel")
@@ -213,31 +238,14 @@ def _parse_row(row: ScheduleRow, registry: ChannelRegistry, findings: _Findings)
     except CellError as exc:
         findings.error(row, "type", str(exc))
         item.broken = True
-    if row.cells.get("date") is not None:
-        try:
-            item.day = parse_date(row.cells.get("date"))
-        except CellError as exc:
-            findings.error(row, "date", str(exc))
-            item.broken = True
-    if row.cells.get("start") is not None:
-        try:
-            item.start, carried = parse_clock(row.cells.get("start"))
-            item.day = item.day or carried
-        except CellError as exc:
-            findings.error(row, "start", str(exc))
-            item.broken = True
-    if row.cells.get("duration") is not None:
-        try:
-            item.duration = parse_duration(row.cells.get("duration"))
-        except CellError as exc:
-            findings.error(row, "duration", str(exc))
-            item.broken = True
+    item.day = _optional_cell(item, "date", parse_date, findings)
+    clock = _optional_cell(item, "start", parse_clock, findings)
+    if clock is not None:
+        item.start, carried = clock
+        item.day = item.day or carried
+    item.duration = _optional_cell(item, "duration", parse_duration, findings)
     if row.cells.get("start_mode") is not None:
-        try:
-            item.mode = parse_mode(row.cells.get("start_mode"))
-        except CellError as exc:
-            findings.error(row, "start_mode", str(exc))
-            item.broken = True
+        item.mode = _optional_cell(item, "start_mode", parse_mode, findings)
     else:
         item.mode = StartMode.FIXED if item.start is not None else StartMode.SEQUENTIAL
     item.asset_ref = row.text("asset")
