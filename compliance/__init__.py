@@ -1,9 +1,11 @@
-"""Compliance: the as-run ledger (what actually aired) and the TS monitor.
+"""Compliance (安全播出与稽核): proving what aired.
 
-Playout imports only ``compliance.ledger`` (ARCHITECTURE.md: playout may import
-compliance, ledger only).
+It sits on top of the data flow: it reads the published schedules and guides
+(``epg``), the as-run that playout writes (``playout.asrun``), the asset library
+(``ingest``) and the transport stream itself (``mpegts``), and nothing below it
+imports compliance.
 """
 
-from compliance.ledger import AsRunLedger, AsRunOutcome, AsRunRecord, LedgerError
+from compliance.errors import ComplianceError, ComplianceInputError
 
-__all__ = ["AsRunLedger", "AsRunOutcome", "AsRunRecord", "LedgerError"]
+__all__ = ["ComplianceError", "ComplianceInputError"]

@@ -6,6 +6,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+#: The one default time zone (China Standard Time, no daylight saving). Settings
+#: default to it; everything else takes its zone from the settings or the rundown.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
 
 class Clock(Protocol):
     def now(self) -> datetime:

@@ -241,6 +241,7 @@ class RundownCompiler:
             events=events,
             filler_pool=pool,
             epg_horizon=tuple(self._horizon(horizon, found)),
+            timezone=self.zone.key,
         )
         rundown.check_contiguous()
         logger.info(

@@ -17,7 +17,9 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.clock import DEFAULT_TIMEZONE
 from core.errors import BadInputError
 from core.timecode import FPS
 
@@ -128,7 +130,7 @@ class RundownService:
 class Rundown:
     service: RundownService
     broadcast_date: date
-    day_start: datetime  # aware UTC instant of 00:00 Beijing time on broadcast_date
+    day_start: datetime  # aware UTC instant of local 00:00 on broadcast_date
     schedule_version: int
     compiled_at: datetime
     events: tuple[RundownEvent, ...]
@@ -136,6 +138,13 @@ class Rundown:
     slate_text: str = "空中课堂 稍后继续 · Sky Classroom will be back shortly"
     epg_horizon: tuple[EpgEntry, ...] = field(default_factory=tuple)
     fps: int = FPS
+    #: The station's time zone (settings.timezone) the day was compiled in: the TOT's
+    #: local time offset and HLS PROGRAM-DATE-TIME use it, so playout needs no settings.
+    timezone: str = DEFAULT_TIMEZONE
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def channel_id(self) -> str:
@@ -186,6 +195,7 @@ class Rundown:
             "broadcast_date": self.broadcast_date.isoformat(),
             "day_start": self.day_start.isoformat(),
             "fps": self.fps,
+            "timezone": self.timezone,
             "schedule_version": self.schedule_version,
             "compiled_at": self.compiled_at.isoformat(),
             "slate_text": self.slate_text,
@@ -215,6 +225,7 @@ class Rundown:
                 broadcast_date=date.fromisoformat(data["broadcast_date"]),
                 day_start=_aware(data["day_start"]),
                 fps=int(data["fps"]),
+                timezone=_zone_name(data.get("timezone", DEFAULT_TIMEZONE)),
                 schedule_version=int(data["schedule_version"]),
                 compiled_at=_aware(data["compiled_at"]),
                 slate_text=str(data["slate_text"]),
@@ -269,6 +280,17 @@ class Rundown:
 def rundown_path(rundown_dir: Path, channel_id: str, broadcast_date: date) -> Path:
     """Where the compiled rundown for a channel and day lives (var/rundowns/ID/DATE.json)."""
     return rundown_dir / channel_id / f"{broadcast_date.isoformat()}.json"
+
+
+def _zone_name(value: object) -> str:
+    """A time zone name that exists (ValueError otherwise, reported as a malformed rundown)."""
+    if not isinstance(value, str):
+        raise ValueError(f"timezone {value!r} is not a name")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r}") from None
+    return value
 
 
 def _aware(text: str) -> datetime:

@@ -21,12 +21,12 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.registry import ChannelRegistry
-from compliance.ledger import AsRunLedger, journal_path
 from compliance.tsmonitor import check_file
 from core.clock import Clock
 from core.timecode import FPS
 from epg.rundown import Rundown, rundown_path
-from playout.asrun import AsRunJournal, recover
+from playout.asrun.journal import AsRunJournal, recover
+from playout.asrun.ledger import AsRunLedger, journal_path
 from playout.check_sink import CheckSink, open_check_output
 from playout.engine import CUE_PREROLL_SECONDS, PlayoutEngine
 from playout.outputs.base import OutputSink
@@ -133,7 +133,9 @@ def run(
             else:
                 from playout.outputs import open_output
 
-                sinks.append(open_output(url, channel=channel, epoch=rundown.day_start))
+                sinks.append(
+                    open_output(url, channel=channel, epoch=rundown.day_start, zone=rundown.zone)
+                )
         join_note = interrupted.join_note if interrupted else ""
         if fast:
             for chunk in engine.chunks(at, duration_frames=frames, join_note=join_note):
@@ -158,7 +160,9 @@ def run(
             sink.close()
         journal.close()
     try:
-        ledger.sync_to_db(runtime.sessions())
+        from playout.asrun.store import sync_journal  # SQLAlchemy only at the end
+
+        sync_journal(ledger, runtime.sessions())
     except Exception as exc:  # the journal is the record; the DB catches up next time
         logger.warning("as-run DB sync failed (journal kept): %s", exc)
     failed = False
@@ -272,10 +276,5 @@ def asrun(
 
 
 def register(app: typer.Typer) -> None:
-    try:
-        from playout import supervisor
-    except ImportError:  # the real-time side not installed: run/check/asrun still work
-        logger.debug("playout.supervisor unavailable: no `playout up`")
-    else:
-        supervisor.register(playout_app)
+    """Add the ``playout`` group (the shell adds ``playout up``, the station, to it)."""
     app.add_typer(playout_app, name="playout")

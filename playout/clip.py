@@ -30,7 +30,7 @@ from av.bitstream import BitStreamFilterContext
 from channels.profiles import HouseProfile
 from core.timecode import FRAME_TICKS
 from epg.rundown import MediaRef
-from playout.stream import PlayoutError
+from playout.errors import UnplayableMedia
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,6 @@ def timestamp(value: int | None) -> int:
     if value is None:
         raise UnplayableMedia("a packet lost its timestamp")
     return value
-
-
-class UnplayableMedia(PlayoutError):
-    """The asset cannot be aired: missing, unreadable, wrong checksum or not house format."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,10 +24,10 @@ from typing import Any
 import av
 
 from channels.profiles import HouseProfile, profile_by_name
-from compliance.ledger import AsRunLedger, AsRunRecord
 from core.timecode import FRAME_TICKS
 from epg.rundown import DAY_FRAMES, Rundown, RundownError, rundown_path
 from epg.si.events import SiEvent
+from playout.asrun.ledger import AsRunLedger, AsRunRecord
 from playout.clip import Gop
 from playout.cues import splice_event_id, splice_insert
 from playout.mux import MUX_SHIFT_TICKS, TsMuxer

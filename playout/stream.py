@@ -15,23 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from core.errors import BadInputError, SkyclassError
+# Re-exported while importers move to playout.errors.
+from playout.errors import PlayoutError as PlayoutError
+from playout.errors import PlayoutInputError as PlayoutInputError
 
 if TYPE_CHECKING:
-    from compliance.ledger import AsRunRecord
+    from playout.asrun.ledger import AsRunRecord
 
 TS_PACKET = 188
 SYNC_BYTE = 0x47
 NULL_PID = 0x1FFF
 UDP_PAYLOAD = 7 * TS_PACKET  # 1316 bytes per datagram
-
-
-class PlayoutError(SkyclassError):
-    """Playout could not do what was asked (the engine itself never stops on bad media)."""
-
-
-class PlayoutInputError(PlayoutError, BadInputError):
-    """The operator asked for something impossible (unknown channel, bad --start, no rundown)."""
 
 
 @dataclass(frozen=True, kw_only=True)

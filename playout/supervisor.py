@@ -1,9 +1,9 @@
-"""`skyclass playout up`: every channel on air, one process each, restarted if it dies.
+"""Keeping channel processes alive: one process per channel, restarted if it dies.
 
-Note for playout/cli.py (engine): call ``playout.supervisor.register(playout_app)``
-with the ``playout`` Typer group; it adds the ``up`` command. Hot reload contract:
-see ``playout.reload`` (the engine polls ``RundownWatcher.changed()`` between items
-and may call ``install_reload_signal()`` so our SIGHUP makes it look at once).
+The station (``skyclass up`` / ``skyclass playout up``, in the shell) composes this
+with the daily rundown compile and the as-run sync. Hot reload contract: see
+``playout.reload`` (the engine polls ``RundownWatcher.changed()`` between items and
+installs a SIGHUP handler so our signal makes it look at once).
 
 Why one process per channel: a crash, a leak or a stuck PyAV call takes one
 channel off air for the restart (< 2 s: ``playout run`` resumes at the
@@ -15,17 +15,12 @@ when there are several. The supervisor itself does no media work:
   (1 s doubling to 30 s, reset after a minute of stable running), so a channel
   that cannot start does not spin;
 * restarts are warm: for each channel a standby process has already imported
-  skyclass (about 0.6 s of imports since the CLI imports lazily: PyAV,
-  SQLAlchemy…) and waits on stdin; the restart just says "go", so the channel is
-  back on air within the engine's own start-up and the wall-clock alignment
-  (well under a second), inside the 2 s target even cold. It costs one idle
-  interpreter per channel (~100 MB);
+  skyclass and waits on stdin; the restart just says "go", so the channel is
+  back on air within the engine's own start-up. It costs one idle interpreter
+  per channel (~100 MB);
 * a pid file per channel (``var/run/playout-ID.pid``) lets a new supervisor kill
   an orphaned child of a supervisor that was SIGKILLed, so two processes never
   send the same channel;
-* an APScheduler cron job compiles tomorrow's rundowns every day (20:00 Beijing
-  by default), and at start-up any missing rundown for today or tomorrow is
-  compiled at once;
 * it watches today's compiled rundown of each channel (stat, then sha256) and
   signals the channel's process (SIGHUP) when a new version lands; the engine
   splices in future events only (``playout.reload.merge_future``).
@@ -41,42 +36,22 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from datetime import time as dtime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, cast
+from typing import IO
 from zoneinfo import ZoneInfo
 
-import typer
-from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.orm import Session, sessionmaker
-
-from compliance.ledger import AsRunLedger, journal_path
 from core.clock import Clock, SystemClock
-from core.errors import BadInputError
 from epg.rundown import rundown_path
 from playout.reload import RELOAD_SIGNAL
 
-if TYPE_CHECKING:
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from epg.context import EpgRuntime
-
 logger = logging.getLogger(__name__)
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 60.0
 STOP_TIMEOUT = 5.0
-COMPILE_AT = dtime(20, 0)
-COMPILE_JOB_ID = "compile-rundowns"
-ASRUN_SYNC_JOB_ID = "sync-asrun"
-ASRUN_SYNC_SECONDS = 30
-
-CompileDay = Callable[[date], object]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,8 +91,8 @@ class Supervisor:
         self,
         specs: Sequence[ChildSpec],
         *,
+        zone: ZoneInfo,
         clock: Clock | None = None,
-        zone: ZoneInfo = BEIJING,
         rundown_dir: Path | None = None,
         pid_dir: Path | None = None,
         backoff_first: float = BACKOFF_FIRST,
@@ -351,110 +326,7 @@ class Supervisor:
         return self._children[channel_id].reloads
 
 
-# -- daily rundown compilation -------------------------------------------------------
-
-
-def tomorrow(clock: Clock, zone: ZoneInfo = BEIJING) -> date:
-    """The broadcast date after today's in Beijing time (the day starts at 00:00 there)."""
-    return clock.now().astimezone(zone).date() + timedelta(days=1)
-
-
-def compile_tomorrow(compile_day: CompileDay, clock: Clock, zone: ZoneInfo = BEIJING) -> None:
-    """The cron job: compile every channel's rundown for tomorrow; failures are logged.
-
-    The scheduler thread must survive a failure, and today's air is unaffected by it.
-    """
-    compile_once(compile_day, tomorrow(clock, zone))
-
-
-def compile_once(compile_day: CompileDay, day: date) -> None:
-    """Compile one day now (start-up catch-up); failures are logged."""
-    try:
-        compile_day(day)
-    except Exception:
-        logger.exception("compiling the rundowns for %s failed", day)
-        return
-    logger.info("compiled the rundowns for %s", day)
-
-
-def schedule_compile(
-    scheduler: BackgroundScheduler,
-    compile_day: CompileDay,
-    *,
-    clock: Clock,
-    zone: ZoneInfo = BEIJING,
-    at: dtime = COMPILE_AT,
-) -> Any:
-    """Add the daily cron job (Beijing time; a missed run within an hour still runs once)."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    return scheduler.add_job(
-        compile_tomorrow,
-        CronTrigger(hour=at.hour, minute=at.minute, timezone=zone),
-        args=(compile_day, clock, zone),
-        id=COMPILE_JOB_ID,
-        name="compile tomorrow's rundowns",
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=3600,
-        replace_existing=True,
-    )
-
-
-def sync_asrun(var_dir: Path, channel_ids: Sequence[str], sessions: sessionmaker[Session]) -> int:
-    """Copy new as-run journal entries of every channel into the database.
-
-    The channel processes only append to their fsynced journals and never wait on the
-    database; this job (in the supervisor) brings the ``asrun`` table up to date. A
-    database outage is logged and caught up on the next run.
-    """
-    added = 0
-    for channel_id in channel_ids:
-        path = journal_path(var_dir, channel_id)
-        if not path.exists():
-            continue
-        try:
-            added += AsRunLedger(path).sync_to_db(sessions)
-        except Exception:
-            logger.exception("as-run sync of %s failed; the journal keeps the records", channel_id)
-    return added
-
-
-def schedule_asrun_sync(
-    scheduler: BackgroundScheduler,
-    var_dir: Path,
-    channel_ids: Sequence[str],
-    sessions: sessionmaker[Session],
-    *,
-    seconds: int = ASRUN_SYNC_SECONDS,
-) -> Any:
-    """Add the interval job that keeps the ``asrun`` table close behind the journals."""
-    return scheduler.add_job(
-        sync_asrun,
-        IntervalTrigger(seconds=seconds),
-        args=(var_dir, tuple(channel_ids), sessions),
-        id=ASRUN_SYNC_JOB_ID,
-        name="sync as-run journals into the database",
-        coalesce=True,
-        max_instances=1,
-        replace_existing=True,
-    )
-
-
-def missing_days(
-    rundown_dir: Path, channel_ids: Sequence[str], clock: Clock, zone: ZoneInfo = BEIJING
-) -> list[date]:
-    """Today and tomorrow, for each that some channel has no compiled rundown yet."""
-    today = clock.now().astimezone(zone).date()
-    days = [today, today + timedelta(days=1)]
-    return [
-        day
-        for day in days
-        if any(not rundown_path(rundown_dir, ch, day).exists() for ch in channel_ids)
-    ]
-
-
-# -- CLI -----------------------------------------------------------------------------
+# -- how a channel process is started ------------------------------------------------
 
 
 def playout_argv(channel_id: str) -> tuple[str, ...]:
@@ -492,100 +364,3 @@ def standby_argv(channel_id: str) -> tuple[str, ...]:
         STANDBY_BOOTSTRAP,
         *("playout", "run", "--channel", channel_id),
     )
-
-
-def compile_with_epg(runtime: EpgRuntime) -> CompileDay:
-    """The EPG package's "compile every channel for a date into var/rundowns"."""
-    from epg.context import EpgServices
-
-    services = EpgServices(runtime)
-    return lambda day: services.compiler.compile_all(day, services.rundown_dir)
-
-
-def up(
-    ctx: typer.Context,
-    channel: Annotated[
-        list[str] | None,
-        typer.Option("--channel", help="Run only these channels (repeatable; default: all)."),
-    ] = None,
-    compile_at: Annotated[
-        str, typer.Option("--compile-at", help="Beijing time of the daily compile, HH:MM.")
-    ] = COMPILE_AT.strftime("%H:%M"),
-    no_compile: Annotated[
-        bool, typer.Option("--no-compile", help="Do not compile rundowns (another host does).")
-    ] = False,
-    standby: Annotated[
-        bool,
-        typer.Option(
-            "--standby/--no-standby", help="Keep a preloaded process per channel for restarts."
-        ),
-    ] = True,
-) -> None:
-    """Run every channel (one process each), restart any that dies, compile rundowns daily."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    runtime = cast("EpgRuntime", ctx.obj)
-    ids = list(channel) if channel else [c.id for c in runtime.registry]
-    for channel_id in ids:
-        runtime.registry.get(channel_id)
-    try:
-        at = dtime.fromisoformat(compile_at)
-    except ValueError:
-        raise BadInputError(f"--compile-at {compile_at!r}: use HH:MM, e.g. 20:00") from None
-    var_dir = runtime.var_dir
-    config = ctx.find_root().params.get("config")
-    env = (("SKYCLASS_CONFIG", str(Path(config).resolve())),) if config else ()
-    specs = [
-        ChildSpec(
-            channel_id=cid,
-            argv=standby_argv(cid) if standby else playout_argv(cid),
-            log_path=var_dir / "log" / "playout" / f"{cid}.log",
-            env=env,
-            standby=standby,
-        )
-        for cid in ids
-    ]
-    rundown_dir = var_dir / "rundowns"
-    supervisor = Supervisor(
-        specs,
-        clock=runtime.clock,
-        zone=runtime.zone,
-        rundown_dir=rundown_dir,
-        pid_dir=var_dir / "run",
-    )
-    scheduler = BackgroundScheduler(timezone=runtime.zone)
-    if not no_compile:
-        compile_day = compile_with_epg(runtime)
-        schedule_compile(scheduler, compile_day, clock=runtime.clock, zone=runtime.zone, at=at)
-        for day in missing_days(rundown_dir, ids, runtime.clock, runtime.zone):
-            # Run at once in the scheduler's thread: the channels start meanwhile (on slate
-            # or filler if today's rundown is missing) and pick the file up when it lands.
-            scheduler.add_job(
-                compile_once, args=(compile_day, day), id=f"compile-{day}", name=f"compile {day}"
-            )
-
-    schedule_asrun_sync(scheduler, var_dir, ids, runtime.sessions())
-
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: object) -> None:
-        logger.info("signal %d: stopping every channel", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    # Like nohup; children inherit SIG_IGN, so a reload SIGHUP never kills a child
-    # that has no handler for it.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    scheduler.start()
-    typer.echo(f"playout up: {len(specs)} channel(s); logs in {var_dir / 'log' / 'playout'}")
-    try:
-        supervisor.run(stop)
-    finally:
-        scheduler.shutdown(wait=False)
-        sync_asrun(var_dir, ids, runtime.sessions())  # what the channels wrote last
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``up`` to the ``playout`` command group."""
-    app.command("up")(up)

@@ -27,9 +27,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from channels.profiles import HouseProfile
-from compliance.ledger import AsRunOutcome, AsRunRecord
 from epg.rundown import DAY_FRAMES, MediaRef, Rundown, RundownEvent, StartMode
-from playout.clip import Clip, UnplayableMedia
+from playout.asrun.ledger import AsRunOutcome, AsRunRecord
+from playout.clip import Clip
+from playout.errors import UnplayableMedia
 from playout.reload import merge_future
 
 logger = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ import grading.cli
 import ingest.cli
 import playout.cli
 import skyclass.demo
+import skyclass.station
 import skyclass.web
 from core.errors import BadInputError, SkyclassError
 from skyclass import __version__
@@ -90,6 +91,7 @@ channels.cli.register(app)
 epg.cli.register(app)
 ingest.cli.register(app)
 playout.cli.register(app)
+skyclass.station.register(app)
 skyclass.demo.register(app)
 skyclass.web.register(app)
 

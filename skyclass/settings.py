@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from channels import SAMPLE_CHANNELS_FILE
+from core.clock import DEFAULT_TIMEZONE
 from core.errors import BadInputError
 from grading import GradingPolicy
 from ingest.config import IngestConfig
@@ -35,7 +36,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/skyclass.db"
     media_root: Path = Path("var/media")
     channels_file: Path = SAMPLE_CHANNELS_FILE
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
     var_dir: Path = Path("var")
     grading: GradingPolicy = Field(default_factory=GradingPolicy)
     ingest: IngestConfig = Field(default_factory=IngestConfig)

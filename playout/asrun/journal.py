@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from compliance.ledger import AsRunLedger, AsRunOutcome, AsRunRecord
+from playout.asrun.ledger import AsRunLedger, AsRunOutcome, AsRunRecord
 from playout.stream import TsChunk
 
 logger = logging.getLogger(__name__)

@@ -3,9 +3,8 @@
 Playout appends one JSON line per event to a local journal and fsyncs it; it
 never waits on the database. Each line carries the SHA-256 of the previous
 line's hash and its own content, so a deleted or edited line breaks the chain
-and ``verify()`` says where. ``sync_to_db`` copies new lines into the
-append-only ``asrun`` table (idempotent: keyed by channel and sequence number),
-which compliance audits build on.
+and ``verify()`` says where. ``playout.asrun.store`` copies new lines into the
+append-only ``asrun`` table, which compliance audits read.
 """
 
 from __future__ import annotations
@@ -21,19 +20,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
-
-from core.errors import SkyclassError
-from core.orm import Base, UtcDateTime
+from playout.errors import LedgerError
 
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
-
-
-class LedgerError(SkyclassError):
-    """The journal is unreadable or its hash chain is broken."""
 
 
 class AsRunOutcome(StrEnum):
@@ -165,70 +156,3 @@ class AsRunLedger:
                 )
             prev, count = entry.hash, count + 1
         return count
-
-    def sync_to_db(self, sessions: sessionmaker[Session]) -> int:
-        """Copy entries the database lacks into ``asrun``; return how many were added."""
-        entries = list(self.entries())
-        if not entries:
-            return 0
-        channel = entries[0].record.channel_id
-        with sessions() as session, session.begin():
-            done = session.scalar(
-                select(func.max(AsRunRow.seq)).where(AsRunRow.channel_id == channel)
-            )
-            added = 0
-            for entry in entries:
-                if done is not None and entry.seq <= done:
-                    continue
-                session.add(AsRunRow.from_entry(entry))
-                added += 1
-        return added
-
-
-class AsRunRow(Base):
-    """The append-only database copy of the journal (rows are never updated)."""
-
-    __tablename__ = "asrun"
-    __table_args__ = (UniqueConstraint("channel_id", "seq", name="uq_asrun_channel_seq"),)
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    channel_id: Mapped[str] = mapped_column(String(64), index=True)
-    seq: Mapped[int] = mapped_column(BigInteger)
-    event_id: Mapped[str] = mapped_column(String(128))
-    event_type: Mapped[str] = mapped_column(String(16))
-    scheduled_frame: Mapped[int] = mapped_column(BigInteger)
-    actual_frame: Mapped[int] = mapped_column(BigInteger)
-    scheduled_start: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
-    actual_start: Mapped[datetime] = mapped_column(UtcDateTime())
-    scheduled_frames: Mapped[int] = mapped_column(BigInteger)
-    duration_frames: Mapped[int] = mapped_column(BigInteger)
-    asset_id: Mapped[str | None] = mapped_column(String(64))
-    sha256: Mapped[str | None] = mapped_column(String(64))
-    outcome: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str] = mapped_column(Text)
-    ad_break: Mapped[str | None] = mapped_column(String(64))
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-
-    @classmethod
-    def from_entry(cls, entry: JournalEntry) -> AsRunRow:
-        r = entry.record
-        return cls(
-            channel_id=r.channel_id,
-            seq=entry.seq,
-            event_id=r.event_id,
-            event_type=r.event_type,
-            scheduled_frame=r.scheduled_frame,
-            actual_frame=r.actual_frame,
-            scheduled_start=r.scheduled_start,
-            actual_start=r.actual_start,
-            scheduled_frames=r.scheduled_frames,
-            duration_frames=r.duration_frames,
-            asset_id=r.asset_id,
-            sha256=r.sha256,
-            outcome=r.outcome.value,
-            reason=r.reason,
-            ad_break=r.ad_break,
-            prev_hash=entry.prev,
-            hash=entry.hash,
-        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from channels.registry import Channel, OutputKind, parse_output_url
 from playout.outputs.base import OutputError, OutputSink, OutputUrlError, RateLimitedLog
@@ -38,12 +39,14 @@ def open_output(
     *,
     channel: Channel,
     epoch: datetime,
+    zone: ZoneInfo,
     kind: OutputKind = OutputKind.FILE,
 ) -> OutputSink:
     """Open one output for a channel.
 
     ``epoch`` is the UTC instant of timeline frame 0 (the rundown's ``day_start``):
-    HLS derives EXT-X-PROGRAM-DATE-TIME from it instead of the host clock.
+    HLS derives EXT-X-PROGRAM-DATE-TIME from it instead of the host clock, written in
+    ``zone`` (the rundown's, i.e. the settings' time zone).
     """
     try:
         spec = parse_output_url(url, kind)
@@ -63,16 +66,20 @@ def open_output(
         )
     assert spec.path is not None
     if spec.scheme == "hls":
-        return HlsOutput(Path(spec.path), epoch=epoch, mux_rate=channel.mux_rate, name=url)
+        return HlsOutput(
+            Path(spec.path), epoch=epoch, mux_rate=channel.mux_rate, zone=zone, name=url
+        )
     return FileOutput(Path(spec.path), name=url)
 
 
-def open_outputs(urls: Iterable[str], *, channel: Channel, epoch: datetime) -> FanOut:
+def open_outputs(
+    urls: Iterable[str], *, channel: Channel, epoch: datetime, zone: ZoneInfo
+) -> FanOut:
     """Open every output (closing those already open if one fails) behind one fan-out."""
     opened: list[OutputSink] = []
     try:
         for url in urls:
-            opened.append(open_output(url, channel=channel, epoch=epoch))
+            opened.append(open_output(url, channel=channel, epoch=epoch, zone=zone))
     except Exception:
         for output in opened:
             output.close()

@@ -14,16 +14,10 @@ import time
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from core.errors import BadInputError, SkyclassError
+from playout.errors import OutputError, OutputUrlError
 from playout.stream import TsChunk
 
-
-class OutputError(SkyclassError):
-    """An output could not be opened or written (the machine, not the operator)."""
-
-
-class OutputUrlError(BadInputError):
-    """An output URL the operator gave is not one we can open."""
+__all__ = ["OutputError", "OutputSink", "OutputUrlError", "RateLimitedLog"]
 
 
 class OutputSink(ABC):

@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 PLAYLIST = "index.m3u8"
 SEGMENT_PREFIX = "seg"
-BEIJING = ZoneInfo("Asia/Shanghai")
 _SEGMENT_NAME = re.compile(rf"^{SEGMENT_PREFIX}(\d+)\.ts$")
 
 
@@ -60,7 +59,7 @@ def segment_name(sequence: int) -> str:
     return f"{SEGMENT_PREFIX}{sequence:09d}.ts"
 
 
-def render_playlist(playlist: Playlist, *, zone: ZoneInfo = BEIJING) -> str:
+def render_playlist(playlist: Playlist, *, zone: ZoneInfo) -> str:
     """The text of a live (sliding-window) media playlist."""
     lines = [
         "#EXTM3U",
@@ -135,12 +134,12 @@ class HlsOutput(OutputSink):
         *,
         epoch: datetime,
         mux_rate: int,
+        zone: ZoneInfo,
         fps: int = 25,
         segment_seconds: float = 6.0,
         max_segment_seconds: int = 8,
         playlist_size: int = 6,
         keep_expired: int = 6,
-        zone: ZoneInfo = BEIJING,
         name: str | None = None,
     ) -> None:
         super().__init__(name or f"hls:{directory}")

@@ -16,7 +16,7 @@ import pytest
 from conftest import Media
 from playout_media import build_rundown, make_clip, media_ref
 
-from compliance.ledger import AsRunOutcome
+from playout.asrun.ledger import AsRunOutcome
 from core.timecode import FPS
 from epg.rundown import DAY_FRAMES, EventType, MediaRef
 from playout.check_sink import CheckSink

@@ -25,7 +25,7 @@ from playout_media import (
     sections,
 )
 
-from compliance.ledger import AsRunOutcome
+from playout.asrun.ledger import AsRunOutcome
 from epg.rundown import EventType as T
 from epg.si.decode import decode_eit, decode_tdt
 from playout.cues import SCTE35_PID

@@ -24,7 +24,7 @@ from playout_media import (
     render,
 )
 
-from compliance.ledger import AsRunOutcome
+from playout.asrun.ledger import AsRunOutcome
 from epg.rundown import EventType as T
 from epg.rundown import MediaRef
 from ingest.synth import SynthFormat, synthesize

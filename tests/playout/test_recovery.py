@@ -23,9 +23,9 @@ from typing import Any
 from conftest import Media
 from playout_media import build_rundown
 
-from compliance.ledger import AsRunLedger, AsRunOutcome, journal_path
+from playout.asrun.ledger import AsRunLedger, AsRunOutcome, journal_path
 from epg.rundown import EventType, Rundown
-from playout.asrun import RESTART_NOTE
+from playout.asrun.journal import RESTART_NOTE
 from playout.engine import ORIGIN
 from playout.stream import TS_PACKET, UDP_PAYLOAD
 from playout.supervisor import ChildSpec, Supervisor, standby_argv

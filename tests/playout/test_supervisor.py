@@ -1,4 +1,4 @@
-"""`playout up`: restart on death (with backoff), orphans, daily compile, hot reload."""
+"""The channel supervisor: restart on death (with backoff), standby, orphans, hot reload."""
 
 from __future__ import annotations
 
@@ -10,27 +10,21 @@ import sys
 import textwrap
 import time
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
 from playout_media import DAY, build_rundown
 
 from core.clock import FrozenClock
 from epg.rundown import EventType as T
 from epg.rundown import rundown_path
 from playout.reload import RundownWatcher, merge_future
-from playout.supervisor import (
-    BEIJING,
-    ChildSpec,
-    Supervisor,
-    compile_tomorrow,
-    missing_days,
-    schedule_compile,
-)
+from playout.supervisor import ChildSpec, Supervisor
 
 CHANNEL = "zt.skyclass.cn"
+BEIJING = ZoneInfo("Asia/Shanghai")
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(30)")
 
 
@@ -45,7 +39,7 @@ def wait_for(condition: object, timeout: float = 5.0, step: float = 0.05) -> boo
 
 def test_a_killed_child_is_restarted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="playout.supervisor")
-    sup = Supervisor([ChildSpec(channel_id=CHANNEL, argv=SLEEPER)], backoff_first=0.2)
+    sup = Supervisor([ChildSpec(channel_id=CHANNEL, argv=SLEEPER)], zone=BEIJING, backoff_first=0.2)
     sup.start()
     try:
         first = sup.pid(CHANNEL)
@@ -67,7 +61,9 @@ def test_a_killed_child_is_restarted_and_logged(caplog: pytest.LogCaptureFixture
 def test_first_restart_is_immediate_then_backoff_doubles_caps_and_resets() -> None:
     clock = FrozenClock(datetime(2026, 9, 1, tzinfo=UTC))
     spec = ChildSpec(channel_id=CHANNEL, argv=(sys.executable, "-c", "raise SystemExit(3)"))
-    sup = Supervisor([spec], clock=clock, backoff_first=1.0, backoff_max=4.0, stable_after=60.0)
+    sup = Supervisor(
+        [spec], zone=BEIJING, clock=clock, backoff_first=1.0, backoff_max=4.0, stable_after=60.0
+    )
     sup.start()
     delays = []
     for _ in range(5):
@@ -102,7 +98,7 @@ def test_restart_uses_a_warm_standby(tmp_path: Path) -> None:
         "time.sleep(30)\n"
     )
     spec = ChildSpec(channel_id=CHANNEL, argv=(sys.executable, "-c", script, "x"), standby=True)
-    sup = Supervisor([spec])
+    sup = Supervisor([spec], zone=BEIJING)
     sup.start()
     try:
         first = sup.pid(CHANNEL)
@@ -123,7 +119,9 @@ def test_an_orphan_from_a_dead_supervisor_is_killed(tmp_path: Path) -> None:
         cmdline = Path(f"/proc/{orphan.pid}/cmdline")
         assert wait_for(lambda: CHANNEL.encode() in cmdline.read_bytes())  # exec'd
         (tmp_path / f"playout-{CHANNEL}.pid").write_text(f"{orphan.pid}\n")
-        sup = Supervisor([ChildSpec(channel_id=CHANNEL, argv=SLEEPER)], pid_dir=tmp_path)
+        sup = Supervisor(
+            [ChildSpec(channel_id=CHANNEL, argv=SLEEPER)], zone=BEIJING, pid_dir=tmp_path
+        )
         sup.start()
         assert orphan.wait(5) == -signal.SIGKILL
         assert (tmp_path / f"playout-{CHANNEL}.pid").read_text().strip() == str(sup.pid(CHANNEL))
@@ -132,38 +130,6 @@ def test_an_orphan_from_a_dead_supervisor_is_killed(tmp_path: Path) -> None:
     finally:
         orphan.kill()
         orphan.wait()
-
-
-# -- daily compile -----------------------------------------------------------------------
-
-
-def test_daily_compile_job_runs_at_20_beijing_for_tomorrow(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    clock = FrozenClock(datetime(2026, 9, 1, 12, 0, tzinfo=BEIJING))
-    scheduler = BackgroundScheduler(timezone=BEIJING)
-    compiled: list[date] = []
-    job = schedule_compile(scheduler, compiled.append, clock=clock)
-    fire = job.trigger.get_next_fire_time(None, clock.now())
-    assert fire == datetime(2026, 9, 1, 20, 0, tzinfo=BEIJING)
-    job.func(*job.args)
-    assert compiled == [date(2026, 9, 2)]
-    # Just after midnight Beijing (still the previous day in UTC) tomorrow is the day after.
-    late = FrozenClock(datetime(2026, 9, 1, 16, 30, tzinfo=UTC))
-    compile_tomorrow(compiled.append, late)
-    assert compiled[-1] == date(2026, 9, 3)
-
-    def broken(day: date) -> None:
-        raise RuntimeError("database down")
-
-    compile_tomorrow(broken, clock)  # logged, not raised: the scheduler thread survives
-    assert "database down" in caplog.text
-
-
-def test_missing_days_lists_today_and_tomorrow_without_rundowns(tmp_path: Path) -> None:
-    clock = FrozenClock(datetime(2026, 9, 1, 8, 0, tzinfo=BEIJING))
-    build_rundown([("L1", T.LESSON, None, 100)]).save(rundown_path(tmp_path, CHANNEL, DAY))
-    assert missing_days(tmp_path, [CHANNEL], clock) == [date(2026, 9, 2)]
 
 
 # -- hot reload -------------------------------------------------------------------------
@@ -234,7 +200,7 @@ def test_supervisor_signals_a_reload_when_todays_rundown_changes(tmp_path: Path)
     marker = tmp_path / "marker"
     clock = FrozenClock(datetime(2026, 9, 1, 8, 0, tzinfo=BEIJING))
     spec = ChildSpec(channel_id=CHANNEL, argv=(sys.executable, "-c", CHILD, str(path), str(marker)))
-    sup = Supervisor([spec], clock=clock, rundown_dir=tmp_path)
+    sup = Supervisor([spec], zone=BEIJING, clock=clock, rundown_dir=tmp_path)
     sup.start()
     try:
         assert wait_for(lambda: marker.exists(), timeout=10)
@@ -247,33 +213,3 @@ def test_supervisor_signals_a_reload_when_todays_rundown_changes(tmp_path: Path)
         assert sup.restarts(CHANNEL) == 0  # reloaded in place, never restarted
     finally:
         sup.stop()
-
-
-def test_playout_up_runs_and_restarts_channels(tmp_path: Path) -> None:
-    """The real command: a channel without a rundown exits, and is restarted with backoff."""
-    env = {
-        **os.environ,
-        "SKYCLASS_VAR_DIR": str(tmp_path / "var"),
-        "SKYCLASS_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-    }
-    env.pop("SKYCLASS_CONFIG", None)
-    up = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from skyclass.cli import run; run()",
-            *("playout", "up", "--channel", CHANNEL, "--no-compile"),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    log = tmp_path / "var" / "log" / "playout" / f"{CHANNEL}.log"
-    try:
-        # `playout run` fails (no rundown for today) and is started again after 1 s.
-        assert wait_for(lambda: log.exists() and log.read_text().count("rundown") >= 2, 20, 0.2)
-    finally:
-        up.send_signal(signal.SIGTERM)
-        out, _ = up.communicate(timeout=15)
-    assert up.returncode == 0, out.decode()
-    assert not (tmp_path / "var" / "run" / f"playout-{CHANNEL}.pid").exists()

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from compliance.ledger import AsRunLedger, AsRunOutcome, AsRunRecord, AsRunRow, LedgerError
+from playout.asrun.ledger import AsRunLedger, AsRunOutcome, AsRunRecord
+from playout.asrun.store import AsRunRow, sync_journal
+from playout.errors import LedgerError
 from skyclass.database import session_factory
 
 
@@ -70,15 +72,15 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
     assert AsRunLedger(path).verify() == 1
 
 
-def test_sync_to_db_is_idempotent(tmp_path: Path, engine: Engine) -> None:
+def test_sync_journal_is_idempotent(tmp_path: Path, engine: Engine) -> None:
     ledger = AsRunLedger(tmp_path / "j.jsonl")
     for n in range(2):
         ledger.append(record(n))
     sessions = session_factory(engine)
-    assert ledger.sync_to_db(sessions) == 2
+    assert sync_journal(ledger, sessions) == 2
     ledger.append(record(2, AsRunOutcome.SKIPPED))
-    assert ledger.sync_to_db(sessions) == 1
-    assert ledger.sync_to_db(sessions) == 0
+    assert sync_journal(ledger, sessions) == 1
+    assert sync_journal(ledger, sessions) == 0
     with sessions() as session:
         rows = session.scalars(select(AsRunRow).order_by(AsRunRow.seq)).all()
     assert [(r.seq, r.event_id, r.outcome) for r in rows] == [
@@ -88,30 +90,3 @@ def test_sync_to_db_is_idempotent(tmp_path: Path, engine: Engine) -> None:
     ]
     assert rows[0].scheduled_start == datetime(2026, 9, 1, 0, 0, tzinfo=UTC)
     assert rows[1].prev_hash == rows[0].hash
-
-
-def test_supervisor_job_keeps_the_table_behind_the_journals(tmp_path: Path, engine: Engine) -> None:
-    """`playout up` syncs journals on an interval; channels never touch the database."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from compliance.ledger import journal_path
-    from playout.supervisor import ASRUN_SYNC_JOB_ID, schedule_asrun_sync, sync_asrun
-
-    sessions = session_factory(engine)
-    ledger = AsRunLedger(journal_path(tmp_path, "g03.skyclass.cn"))
-    ledger.append(record(0))
-    ledger.append(record(1))
-    ids = ["g03.skyclass.cn", "g04.skyclass.cn"]  # g04 has no journal yet: skipped
-    assert sync_asrun(tmp_path, ids, sessions) == 2
-    ledger.append(record(2))
-    assert sync_asrun(tmp_path, ids, sessions) == 1
-    assert sync_asrun(tmp_path, ids, sessions) == 0  # repeatable
-    with sessions() as session:
-        assert session.scalars(select(AsRunRow.event_id).order_by(AsRunRow.seq)).all() == [
-            "E0",
-            "E1",
-            "E2",
-        ]
-    scheduler = BackgroundScheduler()
-    job = schedule_asrun_sync(scheduler, tmp_path, ids, sessions, seconds=30)
-    assert job.id == ASRUN_SYNC_JOB_ID and job.trigger.interval.total_seconds() == 30
