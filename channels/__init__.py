@@ -1,11 +1,11 @@
 """The channel registry: grade channels, their house profile and outputs (channels.toml)."""
 
+from channels.errors import ChannelRegistryError, ChannelsError
 from channels.profiles import PROFILES, HouseProfile, profile_by_name
 from channels.registry import (
     SAMPLE_CHANNELS_FILE,
     Channel,
     ChannelRegistry,
-    ChannelRegistryError,
     Network,
     Output,
     OutputKind,
@@ -19,6 +19,7 @@ __all__ = [
     "Channel",
     "ChannelRegistry",
     "ChannelRegistryError",
+    "ChannelsError",
     "HouseProfile",
     "Network",
     "Output",

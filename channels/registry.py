@@ -14,17 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from channels.errors import ChannelRegistryError
 from channels.profiles import HouseProfile, profile_by_name
 from core.errors import BadInputError
-from grading.grades import Grade, UnknownGradeError, grade_by_code
+from grading.errors import UnknownGradeError
+from grading.grades import Grade, grade_by_code
 
 SAMPLE_CHANNELS_FILE = Path(__file__).with_name("channels.toml")
 
 ALL_GRADES = "*"
-
-
-class ChannelRegistryError(BadInputError):
-    pass
 
 
 class OutputKind(StrEnum):

@@ -1,10 +1,15 @@
 """Grades 1–12, school bands, subjects, 专题教育 topics and the per-band policies."""
 
+from grading.errors import (
+    GradingError,
+    GradingInputError,
+    UnknownGradeError,
+    UnknownSubjectError,
+)
 from grading.grades import (
     GRADES,
     Band,
     Grade,
-    UnknownGradeError,
     band_of,
     grade_by_code,
     grades_in_band,
@@ -14,7 +19,6 @@ from grading.subjects import (
     SUBJECTS_BY_BAND,
     TOPICS,
     Topic,
-    UnknownSubjectError,
     check_subject,
     is_topic,
 )
@@ -26,6 +30,8 @@ __all__ = [
     "Band",
     "DurationRule",
     "Grade",
+    "GradingError",
+    "GradingInputError",
     "GradingPolicy",
     "ScreenTimePolicy",
     "Topic",

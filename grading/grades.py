@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from core.errors import BadInputError
+from grading.errors import UnknownGradeError
 
 
 class Band(StrEnum):
@@ -24,10 +24,6 @@ class Grade:
     number: int  # 1 … 12
     name_zh: str
     band: Band
-
-
-class UnknownGradeError(BadInputError):
-    pass
 
 
 _NAMES_ZH = (

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from core.errors import BadInputError
+from grading.errors import UnknownSubjectError
 from grading.grades import Band
-
-
-class UnknownSubjectError(BadInputError):
-    pass
-
 
 # 义务教育课程方案（2022年版） and 普通高中课程方案（2017年版2020年修订）.
 SUBJECTS_BY_BAND: dict[Band, tuple[str, ...]] = {
