@@ -12,6 +12,7 @@ dates are refused rather than silently wrapped.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from epg.si.errors import SiDecodeError, SiInputError
 
@@ -108,3 +109,35 @@ def encode_offset(minutes: int) -> bytes:
 def decode_offset(data: bytes) -> int:
     """Minutes from a 2-byte BCD hhmm offset."""
     return _from_bcd(data[0], "offset hours") * 60 + _from_bcd(data[1], "offset minutes")
+
+
+def zone_offsets(zone: ZoneInfo, now: datetime) -> tuple[int, datetime, int]:
+    """The TOT's local time offset for ``zone`` at ``now``, from the zone database.
+
+    Returns (offset now in minutes, UTC instant of the next change, offset after it).
+    A zone with no change in the coming year (China keeps +08:00) gives 00:00 UTC on
+    1 January of the next year and the same offset: a future date that changes once
+    a year, not with every section.
+    """
+    moment = utc_datetime(now, "now")
+
+    def minutes_at(instant: datetime) -> int:
+        offset = instant.astimezone(zone).utcoffset() or timedelta(0)
+        return int(offset.total_seconds()) // 60
+
+    current = minutes_at(moment)
+    day = moment
+    for _ in range(366):  # daily steps, then bisect to the second
+        following = day + timedelta(days=1)
+        if minutes_at(following) != current:
+            low, high = day, following
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                if minutes_at(middle) == current:
+                    low = middle
+                else:
+                    high = middle
+            change = high.replace(microsecond=0)
+            return current, change, minutes_at(change)
+        day = following
+    return current, datetime(moment.year + 1, 1, 1, tzinfo=UTC), current
