@@ -13,7 +13,7 @@ Everything runs in a temporary directory and sends only to 127.0.0.1.
 3. Pacing jitter from the loopback receiver: arrival time minus PCR time for every
    PCR, p99 − p1 (raw, and after removing a linear clock-rate fit).
 4. Capacity: N channels at once (1, 2, 4, …), each received and checked with
-   compliance.tsmonitor; the largest N with zero priority-1 errors and no datagram lost.
+   mpegts.monitor; the largest N with zero priority-1 errors and no datagram lost.
 5. Baseline (the ffplayout design): one `ffmpeg -re` decoder per clip piping its
    frames into one persistent libx264 encoder muxing CBR TS to UDP, with ffplayout's
    pipe format (intra-only MPEG-2 at 50 Mb/s + SMPTE 302M audio in MPEG-TS, which
@@ -45,10 +45,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from channels import SAMPLE_CHANNELS_FILE, load_registry
-from compliance.tsmonitor import TsMonitor
 from epg.compiler import service_of
 from epg.rundown import EventType, MediaRef, Rundown, RundownEvent, StartMode
-from playout.stream import TS_PACKET
+from mpegts import PACKET_SIZE, PCR_HZ, UDP_PAYLOAD, pcr
+from mpegts.monitor import TsMonitor
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 CHANNEL = "g01.skyclass.cn"
@@ -219,21 +219,20 @@ def check_stream(rx: Receiver) -> tuple[bool, int, int]:
         monitor.feed(d)
     report = monitor.report()
     p1 = sum(r.count for r in report.errors if r.priority == 1)
-    return report.ok_priority1, p1, sum(1 for d in rx.data if len(d) != 1316)
+    return report.ok_priority1, p1, sum(1 for d in rx.data if len(d) != UDP_PAYLOAD)
 
 
 def jitter(rx: Receiver) -> tuple[float, float, int]:
     """Arrival − PCR for every PCR: (p99 − p1 raw, p99 − p1 detrended) in ms, count."""
-    arr, pcr = [], []
+    arr: list[float] = []
+    pcrs: list[float] = []
     for t, d in zip(rx.arrivals, rx.data, strict=True):
-        for pos in range(0, len(d), TS_PACKET):
-            p = d[pos : pos + TS_PACKET]
-            if p[3] & 0x20 and p[4] >= 7 and p[5] & 0x10:
-                base = p[6] << 25 | p[7] << 17 | p[8] << 9 | p[9] << 1 | p[10] >> 7
-                ext = (p[10] & 1) << 8 | p[11]
+        for pos in range(0, len(d), PACKET_SIZE):
+            value = pcr(d, pos)
+            if value is not None:
                 arr.append(t)
-                pcr.append((base * 300 + ext) / 27e6)
-    a, c = np.array(arr), np.unwrap(np.array(pcr), period=2**33 / 90_000)
+                pcrs.append(value / PCR_HZ)
+    a, c = np.array(arr), np.unwrap(np.array(pcrs), period=2**33 / 90_000)
     skip = len(a) // 10  # the first seconds include the start-up
     a, c = a[skip:], c[skip:]
     dev = (a - a[0]) - (c - c[0])

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from epg.schedule import DayDiff, DaySchedule, ScheduledEvent, ScheduleVersion
     from epg.store import PartnerStore, ScheduleStore
     from epg.validation import ValidationReport, validate
-    from epg.xmltv import XmltvDocument, XmltvExporter, check_dtd, check_rules
+    from epg.xmltv import XmltvDocument, XmltvExporter, check_rules, check_schema
 
 # Names resolve on first use (PEP 562): `import epg.rundown` (all playout needs) must not
 # import the schedule importer and openpyxl (~0.2 s of a restart).
@@ -76,8 +76,8 @@ _LAZY = {
     "validate": "epg.validation",
     "XmltvDocument": "epg.xmltv",
     "XmltvExporter": "epg.xmltv",
-    "check_dtd": "epg.xmltv",
     "check_rules": "epg.xmltv",
+    "check_schema": "epg.xmltv",
 }
 
 
@@ -122,8 +122,8 @@ __all__ = [
     "XmltvDocument",
     "XmltvError",
     "XmltvExporter",
-    "check_dtd",
     "check_rules",
+    "check_schema",
     "filler_pool",
     "rundown_path",
     "validate",

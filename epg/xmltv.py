@@ -7,7 +7,10 @@ an explicit offset (`20260302080000 +0800`): a guide in local time without an
 offset is a classic consumer bug.
 
 Parsing XML anywhere in skyclass goes through `safe_parser()`: no entity
-expansion, no network, no DTD loading; the DTD check reads only a local file.
+expansion, no network, no DTD loading. Guides are checked against the XMLTV
+schema that the py-xmltv package ships (`xmltv/resources/xmltv.xsd`, found with
+importlib.resources), so the check needs nothing outside the installed packages,
+plus the extra rules of XMLTV's own validator (`tv_validate_file`).
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from lxml import etree
@@ -36,6 +43,10 @@ XMLTV_TIME = "%Y%m%d%H%M%S %z"
 _TIME_RE = re.compile(r"^\d{14} [+-]\d{4}$")
 LANG = "zh"
 GENERATOR = "skyclass"
+# The XMLTV schema: module and resource inside the py-xmltv distribution.
+SCHEMA_PACKAGE = "xmltv"
+SCHEMA_RESOURCE = ("resources", "xmltv.xsd")
+_XS = "{http://www.w3.org/2001/XMLSchema}"
 
 
 def safe_parser() -> etree.XMLParser:
@@ -137,6 +148,8 @@ class XmltvExporter:
             xml_declaration=True,
             encoding="UTF-8",
             pretty_print=True,
+            # The conventional XMLTV doctype; consumers expect it, and nothing here
+            # loads it (safe_parser), the schema check uses the XSD.
             doctype='<!DOCTYPE tv SYSTEM "xmltv.dtd">',
         )
         logger.debug("xmltv: %d channels, %d programmes, %d bytes", len(channels), count, len(body))
@@ -156,7 +169,7 @@ def _text(parent: etree._Element, tag: str, text: str, **attrs: str) -> etree._E
 
 
 def check_rules(data: bytes) -> list[str]:
-    """The XMLTV validator's extra rules (tv_validate_file), beyond the DTD.
+    """The XMLTV validator's extra rules (tv_validate_file), beyond the schema.
 
     Channel ids contain a dot; every programme's channel is declared; no empty
     title or desc; start and stop are `YYYYMMDDhhmmss +HHMM`.
@@ -186,20 +199,73 @@ def check_rules(data: bytes) -> list[str]:
     return problems
 
 
-def check_dtd(data: bytes, dtd_path: Path) -> list[str]:
-    """Validate against a DTD read from a local file (never fetched from the network)."""
-    with dtd_path.open("rb") as fh:
-        dtd = etree.DTD(fh)
+def _schema_folder() -> Path:
+    """The folder of py-xmltv's xmltv.xsd inside the installed package."""
+    try:
+        folder = files(SCHEMA_PACKAGE).joinpath(*SCHEMA_RESOURCE[:-1])
+    except ModuleNotFoundError:
+        raise XmltvError(
+            "the XMLTV schema comes from the py-xmltv package, which is not installed: "
+            "pip install py-xmltv (a dependency of skyclass)"
+        ) from None
+    if not isinstance(folder, Path) or not (folder / SCHEMA_RESOURCE[-1]).is_file():
+        raise XmltvError(
+            f"py-xmltv has no {'/'.join(SCHEMA_RESOURCE)} at {folder}: reinstall py-xmltv"
+        )
+    return folder
+
+
+def _schema_parts(main: Path, folder: Path) -> dict[Path, etree._Element]:
+    """The schema document and every document it includes or imports, all of which must
+    be files of the package: a location elsewhere (or a URL) is refused, never fetched."""
+    parts: dict[Path, etree._Element] = {}
+    pending = [main]
+    while pending:
+        path = pending.pop()
+        if path in parts:
+            continue
+        doc = etree.fromstring(path.read_bytes(), safe_parser(), base_url=str(path))
+        parts[path] = doc
+        for tag in ("include", "import", "redefine", "override"):
+            for element in doc.iter(f"{_XS}{tag}"):
+                location = element.get("schemaLocation")
+                if location is None:
+                    continue  # a namespace-only import loads nothing
+                target = (path.parent / location).resolve()
+                if "://" in location or not target.is_relative_to(folder.resolve()):
+                    raise XmltvError(
+                        f"{path}: xs:{tag} of {location!r} is outside the py-xmltv package: "
+                        "the schema check reads nothing else; reinstall py-xmltv"
+                    )
+                pending.append(target)
+    return parts
+
+
+@cache
+def xmltv_schema() -> etree.XMLSchema:
+    """The XMLTV XSD shipped by py-xmltv, parsed once (no network, no entities)."""
+    folder = _schema_folder()
+    main = folder / SCHEMA_RESOURCE[-1]
+    return etree.XMLSchema(_schema_parts(main, folder)[main])
+
+
+# A compiled schema keeps the error log of its last run: one validation at a time.
+_SCHEMA_LOCK = threading.Lock()
+
+
+def check_schema(data: bytes) -> list[str]:
+    """Problems against the XMLTV XSD (py-xmltv's xmltv.xsd); empty when valid."""
     root = parse_xml(data)
-    if dtd.validate(root):
-        return []
-    return [str(error) for error in dtd.error_log.filter_from_errors()]  # type: ignore[attr-defined]
+    schema = xmltv_schema()
+    with _SCHEMA_LOCK:
+        if schema.validate(root):
+            return []
+        errors = cast("Iterable[Any]", schema.error_log)  # lxml-stubs leave the log untyped
+        return [f"line {error.line}: {error.message}" for error in errors]
 
 
-def check_document(data: bytes, dtd_path: Path | None = None) -> None:
-    """Raise XmltvError if our output breaks the validator rules (and the DTD, if given)."""
-    problems = check_rules(data)
-    if dtd_path is not None:
-        problems += check_dtd(data, dtd_path)
+def check_document(data: bytes) -> None:
+    """Raise XmltvError if our output breaks the XMLTV schema or the validator's rules."""
+    problems = check_schema(data) + check_rules(data)
     if problems:
         raise XmltvError("XMLTV output is invalid: " + "; ".join(problems[:10]))

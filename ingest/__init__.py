@@ -11,12 +11,13 @@ from ingest.asset import (
     ReviewCheck,
     ReviewState,
 )
-from ingest.library import (
-    AssetLibrary,
+from ingest.errors import (
     DuplicateAssetError,
+    IngestError,
+    IngestInputError,
     UnknownAssetError,
-    content_path,
 )
+from ingest.library import AssetLibrary, content_path
 
 __all__ = [
     "Asset",
@@ -25,6 +26,8 @@ __all__ = [
     "Attachment",
     "AttachmentKind",
     "DuplicateAssetError",
+    "IngestError",
+    "IngestInputError",
     "LessonMetadata",
     "NewAsset",
     "Review",

@@ -19,16 +19,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import ffmpeg
 import numpy as np
 import numpy.typing as npt
 
 from ingest.config import QcThresholds
 from ingest.loudness import LoudnessMeter, LoudnessResult
 from ingest.probe import MediaProbe
-from ingest.runner import FfmpegPipe
+from ingest.runner import FfmpegPipe, Stream, compile_args
 
 __all__ = [
-    "HOUSE_AUDIO_FILTER",
     "Analysis",
     "ClipDetector",
     "QcFinding",
@@ -36,8 +36,11 @@ __all__ = [
     "Segment",
     "Severity",
     "SilenceDetector",
+    "analysis_command",
     "analyze",
+    "house_audio_mix",
     "measure_stream",
+    "measure_stream_command",
     "parse_blackdetect",
     "parse_freezedetect",
     "parse_idet",
@@ -48,12 +51,15 @@ logger = logging.getLogger(__name__)
 ANALYSIS_RATE = 48_000
 ANALYSIS_CHANNELS = 2
 IDET_SAMPLE_FRAMES = 500
-# Resample to 48 kHz and mix to stereo (swresample's default matrix: centre and surrounds
-# at -3 dB, LFE dropped, mono to both sides); the encode uses the same chain.
-HOUSE_AUDIO_FILTER = (
-    f"aresample={ANALYSIS_RATE}:resampler=soxr:precision=20,"
-    "aformat=sample_fmts=flt:channel_layouts=stereo"
-)
+
+
+def house_audio_mix(stream: Stream) -> Stream:
+    """Resample to 48 kHz float stereo (swresample's default matrix: centre and surrounds
+    at -3 dB, LFE dropped, mono to both sides); the encode uses the same chain."""
+    return stream.filter("aresample", ANALYSIS_RATE, resampler="soxr", precision=20).filter(
+        "aformat", sample_fmts="flt", channel_layouts="stereo"
+    )
+
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -312,7 +318,7 @@ _DECODE_ERROR = re.compile(
 def analysis_command(
     source: MediaProbe, thresholds: QcThresholds, *, keyframes_only: bool = False
 ) -> list[str]:
-    """The one-decode ffmpeg command: detectors on video to null, audio PCM to stdout.
+    """The one-decode ffmpeg argv: detectors on video to null, audio PCM to stdout.
 
     keyframes_only decodes only the IDR of each GOP: for a house-format source (a closed
     GOP every second) the picture detectors then see one frame per second, which finds
@@ -324,26 +330,30 @@ def analysis_command(
     """
     assert source.video is not None and source.audio is not None
     t = thresholds
-    v = source.video.index
-    # idet needs only a sample to tell the field order: the first 20 s. The picture
-    # detectors see every frame. Skipping H.264 deblocking (not the decode) speeds the
-    # one decode by about a quarter and changes nothing black/freeze can see.
-    graph = (
-        f"[0:{v}]split[i][d];"
-        f"[i]select='lt(n\\,{IDET_SAMPLE_FRAMES})',idet,nullsink;"
-        f"[d]blackdetect=d={t.black_min_seconds}:pix_th={t.black_pixel_threshold}"
-        f":pic_th={t.black_picture_ratio},"
-        f"freezedetect=n={t.freeze_noise_db}dB:d={t.freeze_min_seconds}[v]"
+    sampling = {"skip_frame": "nokey", "bsf:v": "noise=drop=not(key)"} if keyframes_only else {}
+    # Skipping H.264 deblocking (not the decode) speeds the one decode by about a quarter
+    # and changes nothing black/freeze can see.
+    media = ffmpeg.input(str(source.path), skip_loop_filter="all", flags2="fast", **sampling)
+    picture = media[str(source.video.index)].split()
+    # idet needs only a sample to tell the field order: the first 20 s. Its frames end
+    # in a null output of their own (ffmpeg-python compiles no sink filter such as
+    # nullsink); a muxer of one stream, so it holds back nothing of the others.
+    idet = picture[0].filter("select", f"lt(n,{IDET_SAMPLE_FRAMES})").filter("idet")
+    # The picture detectors see every frame (every keyframe with keyframes_only).
+    detectors = (
+        picture[1]
+        .filter("blackdetect", d=t.black_min_seconds, pix_th=t.black_pixel_threshold,
+                pic_th=t.black_picture_ratio)
+        .filter("freezedetect", n=f"{t.freeze_noise_db}dB", d=t.freeze_min_seconds)
+    )  # fmt: skip
+    pcm = house_audio_mix(media[str(source.audio.index)])
+    return compile_args(
+        ffmpeg.merge_outputs(
+            detectors.output("-", f="null"),
+            idet.output("-", f="null"),
+            pcm.output("pipe:1", f="f32le", **{"c:a": "pcm_f32le"}),
+        )
     )
-    sampling = ["-skip_frame", "nokey", "-bsf:v", "noise=drop=not(key)"] if keyframes_only else []
-    return [
-        "-skip_loop_filter", "all", "-flags2", "fast", *sampling,
-        "-i", str(source.path),
-        "-filter_complex", graph,
-        "-map", "[v]", "-f", "null", "-",
-        "-map", f"0:{source.audio.index}", "-af", HOUSE_AUDIO_FILTER,
-        "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1",
-    ]  # fmt: skip
 
 
 def analyze(
@@ -490,19 +500,23 @@ def judge(analysis: Analysis, source: MediaProbe, thresholds: QcThresholds) -> Q
     )
 
 
+def measure_stream_command(path: Path, audio_index: int | None = None) -> list[str]:
+    """ffmpeg argv: one audio stream (default the first) as the house mix, PCM to stdout."""
+    sound = ffmpeg.input(str(path))[str(audio_index) if audio_index is not None else "a:0"]
+    pcm = house_audio_mix(sound).output("pipe:1", f="f32le", **{"c:a": "pcm_f32le"})
+    return compile_args(pcm)
+
+
 def measure_stream(path: Path, *, audio_index: int | None = None) -> LoudnessResult:
     """The project's meter on a file's audio, decoded by ffmpeg and piped as PCM.
 
     Same meter as `measure_file` (which decodes with PyAV frame by frame); for long
     MP2 programmes the piped decode is several times faster, so verify uses it.
     """
-    stream = f"0:{audio_index}" if audio_index is not None else "0:a:0"
     frame_bytes = 4 * ANALYSIS_CHANNELS
     meter = LoudnessMeter(ANALYSIS_RATE, ANALYSIS_CHANNELS)
     pending = b""
-    args = ["-i", str(path), "-map", stream, "-af", HOUSE_AUDIO_FILTER,
-            "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"]  # fmt: skip
-    with FfmpegPipe(args, loglevel="error") as pipe:
+    with FfmpegPipe(measure_stream_command(path, audio_index), loglevel="error") as pipe:
         while data := pipe.read(ANALYSIS_RATE * frame_bytes * 4):
             data = pending + data
             usable = len(data) // frame_bytes * frame_bytes

@@ -27,10 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.profiles import HouseProfile, profile_by_name
 from channels.registry import ChannelRegistry
 from core.clock import Clock
-from core.errors import BadInputError, SkyclassError
+from core.errors import SkyclassError
 from grading import GradingPolicy
 from ingest.asset import Asset, AssetKind, LessonMetadata, ReviewCheck, ReviewState
 from ingest.config import IngestConfig
+from ingest.errors import IngestInputError
 from ingest.library import AssetLibrary
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def synth_command(
         source_format = SynthFormat(fmt)
     except ValueError:
         known = ", ".join(f.value for f in SynthFormat)
-        raise BadInputError(f"--format {fmt!r} is not a source format: use {known}") from None
+        raise IngestInputError(f"--format {fmt!r} is not a source format: use {known}") from None
     length = seconds if seconds is not None else minutes * 60
     console = Console(stderr=True)
     with _bar(console) as bar:
@@ -166,7 +167,7 @@ def _kind(value: str) -> AssetKind:
         return AssetKind(value.strip().lower())
     except ValueError:
         known = ", ".join(k.value for k in AssetKind)
-        raise BadInputError(f"unknown --kind {value!r}: use one of {known}") from None
+        raise IngestInputError(f"unknown --kind {value!r}: use one of {known}") from None
 
 
 def _optional_int(value: str | None, where: str) -> int | None:
@@ -175,7 +176,7 @@ def _optional_int(value: str | None, where: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise BadInputError(f"{where}: lesson number {value!r} is not a whole number") from None
+        raise IngestInputError(f"{where}: lesson number {value!r} is not a whole number") from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,13 +192,13 @@ def _manifest_jobs(
     from ingest.pipeline import IngestRequest
 
     if not manifest.is_file():
-        raise BadInputError(f"--manifest {manifest}: no such file")
+        raise IngestInputError(f"--manifest {manifest}: no such file")
     jobs: list[_Job] = []
     with manifest.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"file", "title"} - set(reader.fieldnames or [])
         if missing:
-            raise BadInputError(
+            raise IngestInputError(
                 f"{manifest}: missing column(s) {', '.join(sorted(missing))}; "
                 "the header needs at least file,grade,subject,title"
             )
@@ -210,7 +211,7 @@ def _manifest_jobs(
 
             name = cell("file")
             if name is None:
-                raise BadInputError(f"{where}: column 'file' is empty")
+                raise IngestInputError(f"{where}: column 'file' is empty")
             grade = cell("grade")
             package = cell("package")
             request = IngestRequest(
@@ -272,7 +273,9 @@ def ingest_command(
     for path in paths:
         if path.is_dir():
             if manifest is None:
-                raise BadInputError(f"{path} is a folder: give --manifest lessons.csv for a batch")
+                raise IngestInputError(
+                    f"{path} is a folder: give --manifest lessons.csv for a batch"
+                )
             work += _manifest_jobs(runtime, path, manifest, channel_profile)
             continue
         request = IngestRequest(
@@ -385,7 +388,7 @@ def _run_batch(ingester: Ingester, work: list[_Job], jobs: int, as_json: bool) -
         err = Console(stderr=True, soft_wrap=True)
         for name, message in failures:
             err.print(f"failed: {name}: {message}", markup=False, highlight=False)
-        raise BadInputError(f"{len(failures)} of {len(work)} file(s) failed to ingest")
+        raise IngestInputError(f"{len(failures)} of {len(work)} file(s) failed to ingest")
 
 
 # -- loudness -----------------------------------------------------------------------------
@@ -435,7 +438,7 @@ def assets_list(
     try:
         review_state = ReviewState(state) if state else None
     except ValueError:
-        raise BadInputError(f"--state {state!r}: use pending, approved or rejected") from None
+        raise IngestInputError(f"--state {state!r}: use pending, approved or rejected") from None
     assets = _library(_runtime(ctx)).list(
         kind=_kind(kind) if kind else None, grade=grade, state=review_state
     )
@@ -515,14 +518,14 @@ def assets_review(
 ) -> None:
     """Record a review (政治性, 科学性, 规范性): --approve or --reject."""
     if approve == reject:
-        raise BadInputError("give exactly one of --approve or --reject")
+        raise IngestInputError("give exactly one of --approve or --reject")
     runtime = _runtime(ctx)
     checks = None
     if failed:
         known = {c.value for c in ReviewCheck}
         bad = [f for f in failed if f not in known]
         if bad:
-            raise BadInputError(f"--failed {bad[0]!r}: use political, scientific or normative")
+            raise IngestInputError(f"--failed {bad[0]!r}: use political, scientific or normative")
         checks = {c.value: c.value not in failed for c in ReviewCheck}
     asset = _library(runtime).review(
         ref,

@@ -1,27 +1,34 @@
-"""ffmpeg arguments for a channel's house format, and the check that a file already has it.
+"""ffmpeg options for a channel's house format, and the check that a file already has it.
 
-Pure functions (no processes): ingest, synth and the benchmark build their commands
-from here, and tests check the arguments without running ffmpeg. The parameters come
-from `channels.profiles.HouseProfile`; this module only says how FFmpeg spells them.
+Pure functions (no processes): ingest and synth build their ffmpeg-python commands
+from here (encoder options as keyword dicts, the picture as a filter chain), the
+benchmark takes the same options as argv, and tests check them without running
+ffmpeg. The parameters come from `channels.profiles.HouseProfile`; this module only
+says how FFmpeg spells them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
 from channels.profiles import HouseProfile
 from ingest.probe import MediaProbe, VideoInfo
+from ingest.runner import Stream
 
 __all__ = [
     "Fit",
     "audio_encode_args",
+    "audio_encode_options",
     "conformance_problems",
     "conforms",
     "fit_picture",
-    "house_video_filter",
+    "house_video_chain",
+    "option_args",
     "scale_matrix",
     "video_encode_args",
+    "video_encode_options",
 ]
 
 # MPEG-2 Main Profile @ Main Level: the largest VBV buffer a decoder must have (bits).
@@ -34,21 +41,34 @@ def _kbit(bits: int) -> str:
     return f"{bits // 1000}k"
 
 
+def option_args(options: Mapping[str, str | None]) -> list[str]:
+    """ffmpeg-python keyword options as argv, in order (`{"c:v": "copy"}` → `-c:v copy`)."""
+    args: list[str] = []
+    for name, value in options.items():
+        args += [f"-{name}"] if value is None else [f"-{name}", value]
+    return args
+
+
 def video_encode_args(profile: HouseProfile, *, preset: str = "veryfast") -> list[str]:
+    """`video_encode_options` as argv (for commands not built with ffmpeg-python)."""
+    return option_args(video_encode_options(profile, preset=preset))
+
+
+def video_encode_options(profile: HouseProfile, *, preset: str = "veryfast") -> dict[str, str]:
     """Encoder options for the house video: interlaced TFF, closed fixed GOP, CBR, tags.
 
     The picture handed to the encoder must already be the house size and 25 fps with
-    its fields marked top-first (`house_video_filter` does that).
+    its fields marked top-first (`house_video_chain` does that).
     """
     gop = profile.gop_frames
     rate = _kbit(profile.video_bitrate)
-    tags = [
-        "-color_primaries", profile.color_primaries,
-        "-color_trc", profile.color_transfer,
-        "-colorspace", profile.color_matrix,
-        "-color_range", "tv",
-        "-aspect", f"{profile.display_aspect.numerator}:{profile.display_aspect.denominator}",
-    ]  # fmt: skip
+    tags = {
+        "color_primaries": profile.color_primaries,
+        "color_trc": profile.color_transfer,
+        "colorspace": profile.color_matrix,
+        "color_range": "tv",
+        "aspect": f"{profile.display_aspect.numerator}:{profile.display_aspect.denominator}",
+    }
     if profile.video_codec == "h264":
         # One second of CPB keeps the HRD inside level 4.0 (25 Mb/s for High) and
         # makes x264 stuff filler so the elementary rate is constant.
@@ -68,45 +88,50 @@ def video_encode_args(profile: HouseProfile, *, preset: str = "veryfast") -> lis
                 "repeat-headers=1",
             ]
         )
-        return [
-            "-c:v", "libx264",
-            "-preset", preset,
-            "-profile:v", profile.video_profile,
-            "-level:v", profile.video_level,
-            "-pix_fmt", profile.pix_fmt,
-            "-flags", "+ildct+ilme",
-            "-x264-params", params,
-            "-b:v", rate, "-minrate", rate, "-maxrate", rate,
-            "-bufsize", _kbit(profile.video_bitrate),
-            "-field_order", "tt",
-            *tags,
-        ]  # fmt: skip
+        return {
+            "c:v": "libx264",
+            "preset": preset,
+            "profile:v": profile.video_profile,
+            "level:v": profile.video_level,
+            "pix_fmt": profile.pix_fmt,
+            "flags": "+ildct+ilme",
+            "x264-params": params,
+            "b:v": rate, "minrate": rate, "maxrate": rate,
+            "bufsize": _kbit(profile.video_bitrate),
+            "field_order": "tt",
+            **tags,
+        }  # fmt: skip
     if profile.video_codec == "mpeg2video":
         bufsize = min(MPEG2_MP_ML_VBV_BITS, profile.video_bitrate // 2)
-        return [
-            "-c:v", "mpeg2video",
-            "-profile:v", "main",
-            "-level:v", "main",
-            "-pix_fmt", profile.pix_fmt,
-            "-g", str(gop),
-            "-bf", "2",
-            "-flags", "+ildct+ilme+cgop",
-            "-sc_threshold", "1000000000",
-            "-b:v", rate, "-minrate", rate, "-maxrate", rate,
-            "-bufsize", str(bufsize),
-            "-field_order", "tt",
-            *tags,
-        ]  # fmt: skip
+        return {
+            "c:v": "mpeg2video",
+            "profile:v": "main",
+            "level:v": "main",
+            "pix_fmt": profile.pix_fmt,
+            "g": str(gop),
+            "bf": "2",
+            "flags": "+ildct+ilme+cgop",
+            "sc_threshold": "1000000000",
+            "b:v": rate, "minrate": rate, "maxrate": rate,
+            "bufsize": str(bufsize),
+            "field_order": "tt",
+            **tags,
+        }  # fmt: skip
     raise ValueError(f"house profile {profile.name}: no encoder for {profile.video_codec}")
 
 
 def audio_encode_args(profile: HouseProfile) -> list[str]:
-    return [
-        "-c:a", profile.audio_codec,
-        "-b:a", _kbit(profile.audio_bitrate),
-        "-ar", str(profile.audio_sample_rate),
-        "-ac", str(profile.audio_channels),
-    ]  # fmt: skip
+    """`audio_encode_options` as argv."""
+    return option_args(audio_encode_options(profile))
+
+
+def audio_encode_options(profile: HouseProfile) -> dict[str, str]:
+    return {
+        "c:a": profile.audio_codec,
+        "b:a": _kbit(profile.audio_bitrate),
+        "ar": str(profile.audio_sample_rate),
+        "ac": str(profile.audio_channels),
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,8 +195,8 @@ def _profile_matrix(profile: HouseProfile) -> str:
     return scale_matrix(profile.color_matrix, profile.height)
 
 
-def house_video_filter(video: VideoInfo, profile: HouseProfile) -> str:
-    """The -vf chain from any source picture to house size, 25 fps, TFF, house matrix.
+def house_video_chain(stream: Stream, video: VideoInfo, profile: HouseProfile) -> Stream:
+    """The filter chain from any source picture to house size, 25 fps, TFF, house matrix.
 
     - interlaced sources are deinterlaced to 50 fields/s (bwdif), fitted, and
       re-interlaced top field first (tinterlace): motion keeps its field rate;
@@ -180,35 +205,30 @@ def house_video_filter(video: VideoInfo, profile: HouseProfile) -> str:
     - the colour matrix is converted in the same scale step (BT.601 <-> BT.709).
     """
     fit = fit_picture(video.display_aspect, profile)
-    src_matrix = scale_matrix(video.color_matrix, video.height)
-    dst_matrix = _profile_matrix(profile)
-    fps = profile.fps
-    scale = (
-        f"scale={fit.width}:{fit.height}:flags=bicubic"
-        f":in_color_matrix={src_matrix}:out_color_matrix={dst_matrix}"
-        ":in_range=tv:out_range=tv"
-    )
-    pad = f"pad={profile.width}:{profile.height}:{fit.pad_x}:{fit.pad_y}:black"
     sar = profile.sample_aspect
-    tail = [
-        pad,
-        f"setsar={sar.numerator}/{sar.denominator}",
-        f"format={profile.pix_fmt}",
-    ]
     if video.interlaced:
         parity = "tff" if video.field_order == "tff" else "bff"
-        head = [
-            f"setfield={parity}",
-            "bwdif=mode=send_field:parity=auto",
-            f"fps={2 * fps}",
-            scale,
-            *tail,
-            "tinterlace=mode=interleave_top",
-            "setfield=tff",
-        ]
+        stream = (
+            stream.filter("setfield", parity)
+            .filter("bwdif", mode="send_field", parity="auto")
+            .filter("fps", 2 * profile.fps)
+        )
     else:
-        head = [f"fps={fps}", scale, *tail, "setfield=tff"]
-    return ",".join(head)
+        stream = stream.filter("fps", profile.fps)
+    stream = (
+        stream.filter(
+            "scale", fit.width, fit.height, flags="bicubic",
+            in_color_matrix=scale_matrix(video.color_matrix, video.height),
+            out_color_matrix=_profile_matrix(profile),
+            in_range="tv", out_range="tv",
+        )
+        .filter("pad", profile.width, profile.height, fit.pad_x, fit.pad_y, "black")
+        .filter("setsar", f"{sar.numerator}/{sar.denominator}")
+        .filter("format", profile.pix_fmt)
+    )  # fmt: skip
+    if video.interlaced:
+        stream = stream.filter("tinterlace", mode="interleave_top")
+    return stream.filter("setfield", "tff")
 
 
 def conformance_problems(source: MediaProbe, profile: HouseProfile) -> list[str]:

@@ -15,7 +15,6 @@ from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, T
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload, sessionmaker
 
-from core.errors import BadInputError, SkyclassError
 from core.orm import Base, UtcDateTime
 from ingest.asset import (
     Asset,
@@ -28,18 +27,17 @@ from ingest.asset import (
     ReviewCheck,
     ReviewState,
 )
+from ingest.errors import DuplicateAssetError, IngestInputError, UnknownAssetError
 
-
-class UnknownAssetError(BadInputError):
-    pass
-
-
-class DuplicateAssetError(BadInputError):
-    pass
-
-
-class LibraryError(SkyclassError):
-    pass
+__all__ = [
+    "AssetLibrary",
+    "AssetRow",
+    "AttachmentRow",
+    "DuplicateAssetError",
+    "ReviewRow",
+    "UnknownAssetError",
+    "content_path",
+]
 
 
 class AssetRow(Base):
@@ -252,18 +250,18 @@ class AssetLibrary:
     ) -> Asset:
         """Record a review decision (政治性, 科学性, 规范性) and move the state."""
         if not reviewer.strip():
-            raise BadInputError("a review needs --reviewer NAME")
+            raise IngestInputError("a review needs --reviewer NAME")
         if checks is None:
             checks = {c.value: approve for c in ReviewCheck}
         unknown = set(checks) - {c.value for c in ReviewCheck}
         if unknown:
-            raise BadInputError(
+            raise IngestInputError(
                 f"unknown review check(s) {', '.join(sorted(unknown))}: "
                 "use political, scientific, normative"
             )
         if approve and not all(checks.get(c.value, False) for c in ReviewCheck):
             failed = [c.name_zh for c in ReviewCheck if not checks.get(c.value, False)]
-            raise BadInputError(
+            raise IngestInputError(
                 f"asset {ref}: cannot approve while {'、'.join(failed)} is not passed"
             )
         state = ReviewState.APPROVED if approve else ReviewState.REJECTED

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal
 
-from core.errors import BadInputError
+from ingest.errors import LoudnessInputError
 from ingest.loudness_filters import TruePeakInterpolator, k_weighting_sos
 
 __all__ = [
@@ -96,10 +96,6 @@ _DEFAULT_LAYOUTS: Final[dict[int, tuple[str, ...]]] = {
     6: ("FL", "FR", "FC", "LFE", "BL", "BR"),
     8: ("FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR"),
 }
-
-
-class LoudnessInputError(BadInputError):
-    """A file cannot be measured: it is missing, undecodable, or has no audio."""
 
 
 @dataclass(frozen=True, kw_only=True)

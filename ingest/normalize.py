@@ -17,23 +17,34 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import ffmpeg
+
 from channels.profiles import HouseProfile
-from core.errors import SkyclassError
 from core.timecode import FPS
-from ingest.analysis import HOUSE_AUDIO_FILTER, measure_stream
+from ingest.analysis import house_audio_mix, measure_stream
 from ingest.config import IngestConfig
-from ingest.house import audio_encode_args, conformance_problems, house_video_filter
+from ingest.errors import NormalizeError
+from ingest.house import (
+    audio_encode_options,
+    conformance_problems,
+    house_video_chain,
+    video_encode_options,
+)
 from ingest.loudness import LoudnessResult
 from ingest.probe import MediaProbe, VideoInfo, probe
-from ingest.runner import run_ffmpeg
+from ingest.runner import Stream, compile_args, run_ffmpeg
 
 __all__ = [
     "AudioPlan",
     "NormalizeError",
     "VerifyReport",
-    "audio_filter",
+    "audio_chain",
     "encode",
+    "encode_command",
     "plan_audio",
+    "reaudio",
+    "reaudio_command",
+    "remux_command",
     "target_frames",
     "verify",
 ]
@@ -41,10 +52,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 OVERSAMPLED_RATE = 192_000
-
-
-class NormalizeError(SkyclassError):
-    """The output does not meet the house spec: nothing is registered."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,19 +83,66 @@ def target_frames(video: VideoInfo) -> int:
     return max(1, round(video.duration_seconds * FPS))
 
 
-def audio_filter(plan: AudioPlan, profile: HouseProfile, frames: int) -> str:
+def audio_chain(stream: Stream, plan: AudioPlan, profile: HouseProfile, frames: int) -> Stream:
     """Mix to 48 kHz stereo, apply gain (and limiter), pad/trim to exactly `frames`."""
     samples = frames * profile.audio_sample_rate // FPS
-    steps = [HOUSE_AUDIO_FILTER, f"volume={plan.gain_db:.3f}dB:precision=double"]
+    sound = house_audio_mix(stream).filter("volume", f"{plan.gain_db:.3f}dB", precision="double")
     if plan.limit:
         ceiling = 10 ** (plan.ceiling_dbtp / 20)
-        steps += [
-            f"aresample={OVERSAMPLED_RATE}:resampler=soxr",
-            f"alimiter=limit={ceiling:.5f}:attack=1:release=60:level=false:latency=true",
-            f"aresample={profile.audio_sample_rate}:resampler=soxr",
-        ]
-    steps += ["apad", f"atrim=end_sample={samples}", "asetpts=N/SR/TB"]
-    return ",".join(steps)
+        sound = (
+            sound.filter("aresample", OVERSAMPLED_RATE, resampler="soxr")
+            .filter("alimiter", limit=f"{ceiling:.5f}", attack=1, release=60,
+                    level="false", latency="true")
+            .filter("aresample", profile.audio_sample_rate, resampler="soxr")
+        )  # fmt: skip
+    return sound.filter("apad").filter("atrim", end_sample=samples).filter("asetpts", "N/SR/TB")
+
+
+def encode_command(
+    source: MediaProbe,
+    out: Path,
+    *,
+    profile: HouseProfile,
+    plan: AudioPlan,
+    copy_video: bool,
+    frames: int,
+    config: IngestConfig,
+    video: VideoInfo | None = None,
+) -> list[str]:
+    """The one encode pass as ffmpeg argv: house video (or a copy) and the sound, `frames`
+    long, to `out` as Matroska (copy) or MPEG-TS (re-encode, see `encode`)."""
+    assert source.video is not None and source.audio is not None
+    video = video or source.video
+    media = ffmpeg.input(str(source.path))
+    picture = media[str(video.index)]
+    options: dict[str, object]
+    if copy_video:
+        options = {"c:v": "copy"}
+    else:
+        picture = house_video_chain(picture, video, profile)
+        options = {
+            "fps_mode": "cfr",
+            **video_encode_options(profile, preset=config.x264_preset),
+        }
+    sound = audio_chain(media[str(source.audio.index)], plan, profile, frames)
+    output = ffmpeg.output(
+        picture,
+        sound,
+        str(out),
+        f="matroska" if copy_video else "mpegts",
+        **options,
+        **{"frames:v": frames},
+        **audio_encode_options(profile),
+        map_metadata=-1,
+        map_chapters=-1,
+    )
+    return compile_args(output, overwrite=True)
+
+
+def remux_command(source: Path, out: Path) -> list[str]:
+    """Every stream of `source` copied into Matroska."""
+    remux = ffmpeg.input(str(source)).output(str(out), f="matroska", c="copy", map=0)
+    return compile_args(remux, overwrite=True)
 
 
 def encode(
@@ -108,43 +162,44 @@ def encode(
     if field_order and field_order != video.field_order:
         video = VideoInfo(**{**video.__dict__, "field_order": field_order})
     frames = video.frames if copy_video else target_frames(video)
-    if copy_video:
-        video_args = ["-c:v", "copy"]
-    else:
-        video_args = [
-            "-vf", house_video_filter(video, profile),
-            "-fps_mode", "cfr",
-            *_video_encoder(profile, config),
-        ]  # fmt: skip
     # FFmpeg 9's encoders tag interlaced TFF output as "top coded first (swapped)" in
     # the stream parameters, which Matroska would store; the MPEG-TS parser reads the
     # field order from the bitstream instead. So a re-encode goes to TS first and is
     # then remuxed (stream copy, cheap) into the Matroska file that is stored.
     first = out if copy_video else out.with_name(out.stem + ".ts")
-    args = [
-        "-y", "-i", str(source.path),
-        "-map", f"0:{video.index}", "-map", f"0:{source.audio.index}",
-        *video_args, "-frames:v", str(frames),
-        "-af", audio_filter(plan, profile, frames), *audio_encode_args(profile),
-        "-map_metadata", "-1", "-map_chapters", "-1",
-        "-f", "matroska" if copy_video else "mpegts", str(first),
-    ]  # fmt: skip
+    args = encode_command(
+        source, first, profile=profile, plan=plan, copy_video=copy_video, frames=frames,
+        config=config, video=video,
+    )  # fmt: skip
     try:
         run_ffmpeg(args, duration_seconds=frames / FPS, progress=progress)
         if not copy_video:
-            run_ffmpeg(
-                ["-y", "-i", str(first), "-map", "0", "-c", "copy", "-f", "matroska", str(out)]
-            )
+            run_ffmpeg(remux_command(first, out))
     finally:
         if first != out:
             first.unlink(missing_ok=True)
     return frames
 
 
-def _video_encoder(profile: HouseProfile, config: IngestConfig) -> list[str]:
-    from ingest.house import video_encode_args
-
-    return video_encode_args(profile, preset=config.x264_preset)
+def reaudio_command(
+    encoded: Path,
+    source: MediaProbe,
+    out: Path,
+    *,
+    profile: HouseProfile,
+    plan: AudioPlan,
+    frames: int,
+) -> list[str]:
+    """ffmpeg argv of the corrective pass (see `reaudio`)."""
+    assert source.audio is not None
+    house = ffmpeg.input(str(encoded))
+    original = ffmpeg.input(str(source.path))
+    sound = audio_chain(original[str(source.audio.index)], plan, profile, frames)
+    output = ffmpeg.output(
+        house["v:0"], sound, str(out), f="matroska", **{"c:v": "copy"},
+        **audio_encode_options(profile),
+    )  # fmt: skip
+    return compile_args(output, overwrite=True)
 
 
 def reaudio(
@@ -158,14 +213,7 @@ def reaudio(
 ) -> None:
     """A corrective pass: the house video copied from `encoded`, the sound made again
     from the source's audio with a corrected plan (never gain on top of gain)."""
-    assert source.audio is not None
-    args = [
-        "-y", "-i", str(encoded), "-i", str(source.path),
-        "-map", "0:v:0", "-map", f"1:{source.audio.index}", "-c:v", "copy",
-        "-af", audio_filter(plan, profile, frames), *audio_encode_args(profile),
-        "-f", "matroska", str(out),
-    ]  # fmt: skip
-    run_ffmpeg(args)
+    run_ffmpeg(reaudio_command(encoded, source, out, profile=profile, plan=plan, frames=frames))
 
 
 @dataclass(frozen=True, kw_only=True)

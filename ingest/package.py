@@ -16,8 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import BadInputError
 from ingest.asset import Attachment, AttachmentKind
+from ingest.errors import PackageError
 from ingest.library import content_path
 
 __all__ = ["PackageError", "PackageFile", "scan_package", "store_file"]
@@ -30,10 +30,6 @@ MEDIA_TYPES = {
 }
 _TASK_WORDS = ("学习任务单", "任务单", "task")
 _EXERCISE_WORDS = ("课后练习", "练习", "exercise", "homework")
-
-
-class PackageError(BadInputError):
-    pass
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,14 +22,20 @@ from typing import Any
 
 from channels.profiles import HouseProfile
 from core.clock import Clock
-from core.errors import BadInputError
 from grading import GradingPolicy, check_subject, grade_by_code
 from ingest.analysis import QcReport, analyze, judge
 from ingest.asset import Asset, AssetKind, Attachment, LessonMetadata, NewAsset
 from ingest.config import IngestConfig
+from ingest.errors import (
+    DuplicateAssetError,
+    IngestError,
+    IngestInputError,
+    NormalizeError,
+    QcRejectedError,
+)
 from ingest.house import conformance_problems
-from ingest.library import AssetLibrary, DuplicateAssetError
-from ingest.normalize import NormalizeError, encode, plan_audio, reaudio, verify
+from ingest.library import AssetLibrary
+from ingest.normalize import encode, plan_audio, reaudio, verify
 from ingest.package import scan_package, sha256_of, store_attachments, store_file
 from ingest.probe import MediaProbe, probe
 
@@ -38,16 +44,6 @@ __all__ = ["IngestError", "IngestOutcome", "IngestRequest", "Ingester", "QcRejec
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]  # (stage, overall fraction 0..1)
-
-
-class IngestError(BadInputError):
-    """The file breaks an ingest rule; nothing was stored."""
-
-
-class QcRejectedError(IngestError):
-    def __init__(self, message: str, report: QcReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,11 +100,11 @@ class Ingester:
         meta = request.metadata
         name = request.source.name
         if not meta.title.strip():
-            raise IngestError(f"{name}: --title is empty: give the lesson's title")
+            raise IngestInputError(f"{name}: --title is empty: give the lesson's title")
         grade = meta.grade
         subject = meta.subject
         if request.kind is AssetKind.LESSON and (not grade or not subject):
-            raise IngestError(f"{name}: a lesson needs --grade and --subject")
+            raise IngestInputError(f"{name}: a lesson needs --grade and --subject")
         if grade:
             grade = grade_by_code(grade).code
             if subject:
@@ -123,21 +119,21 @@ class Ingester:
     def check_media(self, request: IngestRequest, media: MediaProbe, meta: LessonMetadata) -> None:
         name = request.source.name
         if media.video is None:
-            raise IngestError(f"{name}: no video stream: a lesson needs picture")
+            raise IngestInputError(f"{name}: no video stream: a lesson needs picture")
         if media.audio is None:
-            raise IngestError(f"{name}: no audio stream: a lesson needs its sound track")
+            raise IngestInputError(f"{name}: no audio stream: a lesson needs its sound track")
         seconds = media.video.duration_seconds or media.duration_seconds
         if request.kind is AssetKind.LESSON:
             assert meta.grade is not None
             rule = self.policy.duration_rule(meta.grade)
             if not rule.allows(seconds):
                 band = grade_by_code(meta.grade).band
-                raise IngestError(
+                raise IngestInputError(
                     f"{name}: duration {seconds:.1f} s is outside the {band.name_zh} rule "
                     f"({rule.describe()}): trim or re-cut the lesson"
                 )
         elif seconds > self.config.max_other_seconds or seconds <= 0:
-            raise IngestError(
+            raise IngestInputError(
                 f"{name}: duration {seconds:.1f} s is outside 0–{self.config.max_other_seconds} s "
                 f"for a {request.kind.value}"
             )

@@ -18,7 +18,7 @@ from typing import Any
 
 import av
 
-from core.errors import BadInputError
+from ingest.errors import ProbeError
 
 __all__ = [
     "AudioInfo",
@@ -32,10 +32,6 @@ logger = logging.getLogger(__name__)
 
 # A rate counts as variable when frame intervals spread by more than this share.
 _VFR_TOLERANCE = 0.02
-
-
-class ProbeError(BadInputError):
-    """The file cannot be read as media (unreadable, truncated or corrupt)."""
 
 
 @dataclass(frozen=True, kw_only=True)

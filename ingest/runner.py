@@ -6,6 +6,11 @@ imageio-ffmpeg wheel's ffmpeg, so a fresh machine needs no system packages), map
 ffmpeg's stderr to log levels and turns a failure into an `FfmpegError` that carries
 the command and the tail of stderr.
 
+Commands and filter graphs are built with ffmpeg-python (`ffmpeg.input(...)
+.filter(...).output(...)`) and compiled to argv by `compile_args`, without the
+binary: it is chosen only when the command runs here, so the builders stay pure
+functions that tests check without running ffmpeg.
+
 Long runs report progress: `iter_ffmpeg` yields fractions 0..1 parsed from
 `-progress pipe:1`; only the CLI draws bars from them.
 """
@@ -25,15 +30,17 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
-from core.errors import SkyclassError
+from ingest.errors import FfmpegError, FfmpegNotFoundError
 
 __all__ = [
     "CommandResult",
     "FfmpegError",
     "FfmpegNotFoundError",
     "FfmpegPipe",
+    "Stream",
+    "compile_args",
     "ffmpeg_path",
     "ffprobe_json",
     "ffprobe_path",
@@ -42,6 +49,7 @@ __all__ = [
     "parse_progress_block",
     "run_ffmpeg",
     "run_ffprobe",
+    "separate_graphs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,28 +57,8 @@ logger = logging.getLogger(__name__)
 STDERR_TAIL_LINES = 40
 
 ProgressCallback = Callable[[float], None]
-
-
-class FfmpegError(SkyclassError):
-    """ffmpeg or ffprobe failed; carries the command and the last lines of stderr."""
-
-    def __init__(
-        self, message: str, *, command: Sequence[str], returncode: int, stderr_tail: str
-    ) -> None:
-        self.command = tuple(command)
-        self.returncode = returncode
-        self.stderr_tail = stderr_tail
-        tail = stderr_tail.strip().splitlines()[-5:]
-        detail = (" | ".join(tail)) if tail else "(no stderr)"
-        super().__init__(f"{message} (exit {returncode}): {detail}\ncommand: {self.cmdline}")
-
-    @property
-    def cmdline(self) -> str:
-        return shlex.join(self.command)
-
-
-class FfmpegNotFoundError(SkyclassError):
-    pass
+# An ffmpeg-python stream or output (the library has no type hints).
+Stream: TypeAlias = Any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +72,81 @@ class CommandResult:
     @property
     def cmdline(self) -> str:
         return shlex.join(self.command)
+
+
+def compile_args(command: Stream, *, overwrite: bool = False) -> list[str]:
+    """An ffmpeg-python output (or `ffmpeg.merge_outputs(...)`) as the argv the run
+    functions take: everything after the binary; `overwrite` adds `-y`.
+
+    ffmpeg-python writes all filters into one `-filter_complex`. ffmpeg runs each graph
+    in one thread and feeds it from its most-behind input, so a video chain and an
+    audio chain in one graph would share a thread and queue one input behind the other
+    (a keyframes-only decode held back 100 audio frames). The graph is therefore split
+    into its independent parts, one `-filter_complex` each, as `-vf` and `-af` were.
+    """
+    compiled = [str(arg) for arg in command.compile(cmd=[], overwrite_output=overwrite)]
+    args: list[str] = []
+    for index, arg in enumerate(compiled):
+        if index > 0 and compiled[index - 1] == "-filter_complex":
+            for part in separate_graphs(arg):
+                args += ["-filter_complex", part]
+        elif arg != "-filter_complex":
+            args.append(arg)
+    return args
+
+
+def _split_unescaped(text: str, separator: str) -> list[str]:
+    """Split a filtergraph at separators not escaped with a backslash."""
+    parts = [""]
+    escaped = False
+    for char in text:
+        if escaped:
+            parts[-1] += char
+            escaped = False
+        elif char == "\\":
+            parts[-1] += char
+            escaped = True
+        elif char == separator:
+            parts.append("")
+        else:
+            parts[-1] += char
+    return parts
+
+
+_LINK = re.compile(r"\[([^\]]+)\]")
+_EDGE_LABELS = re.compile(r"^((?:\[[^\]]+\])*)(.*?)((?:\[[^\]]+\])*)$", re.DOTALL)
+
+
+def separate_graphs(graph: str) -> list[str]:
+    """The connected parts of a filtergraph, each a graph of its own (chain order kept).
+
+    Chains are joined by the link labels one chain outputs and another reads; input
+    stream references such as `[0:1]` join nothing.
+    """
+    chains = _split_unescaped(graph, ";")
+    reads: list[list[str]] = []
+    writes: list[list[str]] = []
+    for chain in chains:
+        match = _EDGE_LABELS.match(chain)
+        assert match is not None  # the pattern matches any string
+        reads.append(_LINK.findall(match.group(1)))
+        writes.append(_LINK.findall(match.group(3)))
+    writer = {label: index for index, labels in enumerate(writes) for label in labels}
+    group = list(range(len(chains)))
+
+    def root(index: int) -> int:
+        while group[index] != index:
+            index = group[index]
+        return index
+
+    for index, labels in enumerate(reads):
+        for label in labels:
+            if label in writer:
+                group[root(index)] = root(writer[label])
+    parts: dict[int, list[str]] = {}
+    for index, chain in enumerate(chains):
+        parts.setdefault(root(index), []).append(chain)
+    return [";".join(part) for part in parts.values()]
 
 
 def ffmpeg_path() -> str:

@@ -18,32 +18,39 @@ import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
+import ffmpeg
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 from scipy import signal
 
 from channels.profiles import HD, SD
-from core.errors import BadInputError
 from grading import grade_by_code
-from ingest.house import audio_encode_args, video_encode_args
+from ingest.errors import IngestInputError
+from ingest.fonts import cjk_font, cjk_font_path
+from ingest.house import audio_encode_options, video_encode_options
 from ingest.loudness import LoudnessMeter
-from ingest.runner import ProgressCallback, run_ffmpeg
+from ingest.runner import ProgressCallback, Stream, compile_args, run_ffmpeg
 
 __all__ = [
     "Defect",
     "SynthFormat",
     "SynthResult",
+    "SynthSpec",
     "cjk_font_path",
     "parse_defects",
+    "synth_spec",
     "synthesize",
+    "units_encode_command",
+    "units_mux_command",
+    "vfr_command",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,71 +88,73 @@ def parse_defects(text: str | Sequence[str]) -> tuple[Defect, ...]:
             out.append(Defect(item))
         except ValueError:
             known = ",".join(d.value for d in Defect)
-            raise BadInputError(f"--defects: unknown defect {item!r}: use {known}") from None
+            raise IngestInputError(f"--defects: unknown defect {item!r}: use {known}") from None
     return tuple(dict.fromkeys(out))
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Spec:
+class SynthSpec:
+    """What a synthetic format is made of: picture, audio, encoder options, container."""
+
     width: int
     height: int
     fps: int
     sar: Fraction
     fields: str | None  # "tff" | "bff" | None (progressive)
     matrix: str  # FFmpeg colorspace tag
-    video_args: tuple[str, ...]
+    video_options: Mapping[str, str]  # encoder options (ffmpeg-python keywords)
     audio_rate: int
     audio_layout: str  # stereo | mono | 5.1
-    audio_args: tuple[str, ...]
+    audio_options: Mapping[str, str]
     container: str  # ffmpeg muxer name
     gop_is_closed: bool = True
 
 
-def _x264(fps: int, *, fields: str | None = None, matrix: str = "bt709") -> tuple[str, ...]:
+def _x264(fps: int, *, fields: str | None = None, matrix: str = "bt709") -> dict[str, str]:
     params = [f"keyint={fps}", f"min-keyint={fps}", "scenecut=0", "open-gop=0"]
-    flags: list[str] = []
+    flags: dict[str, str] = {}
     if fields:
         params += ["interlaced=1", "tff=1" if fields == "tff" else "bff=1"]
-        flags = ["-flags", "+ildct+ilme"]
-    return (
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-        *flags, "-x264-params", ":".join(params),
-        "-color_primaries", matrix, "-color_trc", matrix, "-colorspace", matrix,
-    )  # fmt: skip
+        flags = {"flags": "+ildct+ilme"}
+    return {
+        "c:v": "libx264", "preset": "veryfast", "crf": "23", "pix_fmt": "yuv420p",
+        **flags, "x264-params": ":".join(params),
+        "color_primaries": matrix, "color_trc": matrix, "colorspace": matrix,
+    }  # fmt: skip
 
 
-def _aac(rate: int, channels: int) -> tuple[str, ...]:
-    return ("-c:a", "aac", "-b:a", f"{64 * channels}k", "-ar", str(rate), "-ac", str(channels))
+def _aac(rate: int, channels: int) -> dict[str, str]:
+    return {"c:a": "aac", "b:a": f"{64 * channels}k", "ar": str(rate), "ac": str(channels)}
 
 
-def _spec(fmt: SynthFormat) -> _Spec:
+def synth_spec(fmt: SynthFormat) -> SynthSpec:
     if fmt is SynthFormat.HOUSE_HD or fmt is SynthFormat.HOUSE_SD:
         profile = HD if fmt is SynthFormat.HOUSE_HD else SD
-        return _Spec(
+        return SynthSpec(
             width=profile.width,
             height=profile.height,
             fps=profile.fps,
             sar=profile.sample_aspect,
             fields="tff",
             matrix=profile.color_matrix,
-            video_args=tuple(video_encode_args(profile)),
+            video_options=video_encode_options(profile),
             audio_rate=profile.audio_sample_rate,
             audio_layout="stereo",
-            audio_args=tuple(audio_encode_args(profile)),
+            audio_options=audio_encode_options(profile),
             container="matroska",
         )
     if fmt is SynthFormat.SD43:
-        return _Spec(
+        return SynthSpec(
             width=720,
             height=576,
             fps=25,
             sar=Fraction(16, 15),
             fields="bff",
             matrix="bt470bg",
-            video_args=(*_x264(25, fields="bff", matrix="bt470bg"), "-aspect", "4:3"),
+            video_options={**_x264(25, fields="bff", matrix="bt470bg"), "aspect": "4:3"},
             audio_rate=48_000,
             audio_layout="stereo",
-            audio_args=_aac(48_000, 2),
+            audio_options=_aac(48_000, 2),
             container="mp4",
         )
     geometry = {
@@ -157,17 +166,17 @@ def _spec(fmt: SynthFormat) -> _Spec:
     }
     width, height, fps, layout, rate = geometry[fmt]
     channels = {"mono": 1, "stereo": 2, "5.1": 6}[layout]
-    return _Spec(
+    return SynthSpec(
         width=width,
         height=height,
         fps=fps,
         sar=Fraction(1),
         fields=None,
         matrix="bt709",
-        video_args=_x264(fps),
+        video_options=_x264(fps),
         audio_rate=rate,
         audio_layout=layout,
-        audio_args=_aac(rate, channels),
+        audio_options=_aac(rate, channels),
         container="mp4",
     )
 
@@ -193,26 +202,9 @@ class SynthResult:
 
 
 @cache
-def cjk_font_path() -> Path | None:
-    """Noto Sans CJK from the cvttf-NotoSansCJK-Regular wheel, or None if it is missing."""
-    try:
-        import cvttf_NotoSansCJK_Regular as font_pkg  # type: ignore[import-untyped]
-    except ImportError:
-        logger.warning(
-            "no CJK font (pip install cvttf-NotoSansCJK-Regular): slide titles fall back "
-            "to Pillow's default font and Chinese characters will not render"
-        )
-        return None
-    path = Path(str(font_pkg.get_TTF_path()))
-    return path if path.is_file() else None
-
-
-@cache
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    path = cjk_font_path()
-    if path is not None:
-        return ImageFont.truetype(str(path), size)
-    return ImageFont.load_default(size)
+    # Without the font wheel, titles fall back to Pillow's font (no Chinese glyphs).
+    return cjk_font(size) or ImageFont.load_default(size)
 
 
 _PALETTE = (
@@ -236,7 +228,7 @@ _POINTER_STEPS = 12
 
 
 def _slide_image(
-    spec: _Spec, title: str, byline: str, slide: int, phase: int, *, black: bool
+    spec: SynthSpec, title: str, byline: str, slide: int, phase: int, *, black: bool
 ) -> Image.Image:
     """One second of picture: slide `slide` with the pointer at step `phase`."""
     # Draw in square pixels at the display aspect, then squeeze to the coded raster.
@@ -370,7 +362,7 @@ def _loudness(samples: FloatArray, rate: int) -> float:
 
 
 def _audio(
-    spec: _Spec, total: int, defects: set[Defect], rng: np.random.Generator
+    spec: SynthSpec, total: int, defects: set[Defect], rng: np.random.Generator
 ) -> tuple[FloatArray, dict[str, tuple[float, float]]]:
     rate = spec.audio_rate
     mono = _speech(total, rate, rng)
@@ -442,8 +434,8 @@ def synthesize(
     """Write a synthetic lesson of `seconds` (rounded to whole frames) to `out`."""
     grade_by_code(grade)
     if seconds <= 0:
-        raise BadInputError(f"--seconds/--minutes must be positive, got {seconds}")
-    spec = _spec(fmt)
+        raise IngestInputError(f"--seconds/--minutes must be positive, got {seconds}")
+    spec = synth_spec(fmt)
     title = title or _default_title(grade, subject)
     frames = max(1, round(seconds * spec.fps))
     whole, remainder = divmod(frames, spec.fps)
@@ -496,28 +488,97 @@ def synthesize(
     )
 
 
-def _audio_input(spec: _Spec, audio_file: Path) -> list[str]:
-    return [
-        "-f", "f32le", "-ar", str(spec.audio_rate), "-ch_layout", spec.audio_layout,
-        "-i", str(audio_file),
-    ]  # fmt: skip
+def _audio_input(spec: SynthSpec, audio_file: Path) -> Stream:
+    """The numpy-made audio: raw float PCM at the format's rate and layout."""
+    raw = ffmpeg.input(str(audio_file), f="f32le", ar=spec.audio_rate, ch_layout=spec.audio_layout)
+    return raw.audio
+
+
+def _concat_input(listing: Path) -> Stream:
+    return ffmpeg.input(str(listing), f="concat", safe=0).video
 
 
 _MUXERS = {".ts": "mpegts", ".mkv": "matroska", ".mp4": "mp4", ".mov": "mov", ".mxf": "mxf"}
 
 
-def _muxer_args(out: Path, spec: _Spec) -> list[str]:
+def _muxer_options(out: Path, spec: SynthSpec) -> dict[str, str]:
     """The container follows the file name (.mkv, .ts, .mp4, …), else the format's default."""
     muxer = _MUXERS.get(out.suffix.lower(), spec.container)
-    return ["-f", muxer, *(["-movflags", "+faststart"] if muxer in ("mp4", "mov") else [])]
+    return {"f": muxer, **({"movflags": "+faststart"} if muxer in ("mp4", "mov") else {})}
 
 
-def _field_filter(spec: _Spec) -> str:
-    return f",setfield={spec.fields}" if spec.fields else ""
+def units_encode_command(
+    spec: SynthSpec, listing: Path, *, seconds: int, remainder: int, segments: Path
+) -> list[str]:
+    """Encode the stills of `listing` (one per second) into one closed GOP each, cut into
+    MPEG-TS segments at every second (`segments` is the %04d file name pattern)."""
+    sar = f"{spec.sar.numerator}/{spec.sar.denominator}"
+    picture = (
+        _concat_input(listing)
+        .filter("fps", spec.fps)
+        .filter("setsar", sar)
+        .filter("format", "yuv420p")
+    )
+    if spec.fields:
+        picture = picture.filter("setfield", spec.fields)
+    boundaries = range(1, seconds + (1 if remainder else 0))
+    segment_frames = ",".join(str(spec.fps * i) for i in boundaries)
+    output = picture.output(
+        str(segments),
+        f="segment",
+        **{"frames:v": spec.fps * seconds + remainder},
+        **spec.video_options,
+        an=None,
+        segment_format="mpegts",
+        reset_timestamps=1,
+        **({"segment_frames": segment_frames} if segment_frames else {}),
+    )
+    return compile_args(output, overwrite=True)
+
+
+def units_mux_command(
+    spec: SynthSpec, playlist: Path, audio_file: Path, out: Path, *, frames: int
+) -> list[str]:
+    """Join the segments of `playlist` by stream copy and add the audio."""
+    output = ffmpeg.output(
+        _concat_input(playlist),
+        _audio_input(spec, audio_file),
+        str(out),
+        **{"c:v": "copy"},
+        **spec.audio_options,
+        **{"frames:v": frames},
+        **_muxer_options(out, spec),
+    )
+    return compile_args(output, overwrite=True)
+
+
+def vfr_command(
+    spec: SynthSpec, listing: Path, audio_file: Path, out: Path, *, frames: int
+) -> list[str]:
+    """A phone-style VFR encode: frame intervals alternate between 1.4 and 0.6 frame."""
+    picture = (
+        _concat_input(listing)
+        .filter("fps", spec.fps)
+        .filter("format", "yuv420p")
+        .filter("settb", "1/90000")
+        .filter("setpts", f"(N+0.4*mod(N,2))/{spec.fps}/TB")
+    )
+    output = ffmpeg.output(
+        picture,
+        _audio_input(spec, audio_file),
+        str(out),
+        **{"enc_time_base:v": "filter"},
+        fps_mode="passthrough",
+        **{"frames:v": frames},
+        **{**spec.video_options, "bf": "0"},
+        **spec.audio_options,
+        **_muxer_options(out, spec),
+    )
+    return compile_args(output, overwrite=True)
 
 
 def _by_units(
-    spec: _Spec,
+    spec: SynthSpec,
     units: list[_Unit],
     images: dict[_Unit, Path],
     frames: int,
@@ -539,18 +600,9 @@ def _by_units(
         lines += [f"file '{images[units[-1]].name}'", "duration 1"]
     lines += [f"file '{images[unique[-1]].name}'", "duration 1"]  # the concat demuxer's last
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    sar = f"{spec.sar.numerator}/{spec.sar.denominator}"
-    boundaries = range(1, len(unique) + (1 if remainder else 0))
-    segment_frames = ",".join(str(spec.fps * i) for i in boundaries)
-    encode = [
-        "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
-        "-vf", f"fps={spec.fps},setsar={sar},format=yuv420p{_field_filter(spec)}",
-        "-frames:v", str(spec.fps * len(unique) + remainder),
-        *spec.video_args, "-an",
-        "-f", "segment", "-segment_format", "mpegts", "-reset_timestamps", "1",
-        *(["-segment_frames", segment_frames] if segment_frames else []),
-        str(work / "seg%04d.ts"),
-    ]  # fmt: skip
+    encode = units_encode_command(
+        spec, listing, seconds=len(unique), remainder=remainder, segments=work / "seg%04d.ts"
+    )
     run_ffmpeg(
         encode, loglevel="error", duration_seconds=len(unique), progress=_scaled(progress, 0.1, 0.8)
     )
@@ -561,14 +613,8 @@ def _by_units(
     if remainder:
         playlist.append(f"file 'seg{len(unique):04d}.ts'")
     (work / "play.txt").write_text("\n".join(playlist) + "\n", encoding="utf-8")
-    mux = [
-        "-y", "-f", "concat", "-safe", "0", "-i", str(work / "play.txt"),
-        *_audio_input(spec, audio_file),
-        "-map", "0:v", "-map", "1:a", "-c:v", "copy", *spec.audio_args,
-        "-frames:v", str(frames), *_muxer_args(out, spec), str(out),
-    ]  # fmt: skip
     run_ffmpeg(
-        mux,
+        units_mux_command(spec, work / "play.txt", audio_file, out, frames=frames),
         loglevel="error",
         duration_seconds=frames / spec.fps,
         progress=_scaled(progress, 0.8, 1.0),
@@ -576,7 +622,7 @@ def _by_units(
 
 
 def _direct_vfr(
-    spec: _Spec,
+    spec: SynthSpec,
     units: list[_Unit],
     images: dict[_Unit, Path],
     frames: int,
@@ -584,24 +630,12 @@ def _direct_vfr(
     out: Path,
     work: Path,
 ) -> None:
-    """A phone-style VFR file: frame intervals alternate between 1.4 and 0.6 frame."""
     listing = work / "vfr.txt"
     lines = ["ffconcat version 1.0"]
     for unit in [*units, units[-1]]:
         lines += [f"file '{images[unit].name}'", "duration 1"]
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    jitter = f"setpts=(N+0.4*mod(N\\,2))/{spec.fps}/TB"
-    args = [
-        "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
-        *_audio_input(spec, audio_file),
-        "-map", "0:v", "-map", "1:a",
-        "-vf", f"fps={spec.fps},format=yuv420p,settb=1/90000,{jitter}",
-        "-enc_time_base:v", "filter",
-        "-fps_mode", "passthrough", "-frames:v", str(frames),
-        *spec.video_args, "-bf", "0", *spec.audio_args,
-        *_muxer_args(out, spec), str(out),
-    ]  # fmt: skip
-    run_ffmpeg(args, loglevel="error")
+    run_ffmpeg(vfr_command(spec, listing, audio_file, out, frames=frames), loglevel="error")
 
 
 def _scaled(progress: ProgressCallback | None, low: float, high: float) -> ProgressCallback | None:

@@ -11,8 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from compliance.tsmonitor import TsMonitor, TsMonitorConfig
-from compliance.tsmonitor_report import TsReport
+from mpegts.monitor import TsMonitor, TsMonitorConfig, TsReport
 from playout.outputs.base import OutputSink
 from playout.stream import TsChunk
 
@@ -20,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 class CheckSink(OutputSink):
-    """A TsSink that feeds compliance.tsmonitor.TsMonitor; ``report()`` at any time."""
+    """A TsSink that feeds mpegts.monitor.TsMonitor; ``report()`` at any time."""
 
     def __init__(
         self, report_path: Path | None = None, config: TsMonitorConfig | None = None

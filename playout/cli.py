@@ -21,10 +21,10 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.registry import ChannelRegistry
-from compliance.tsmonitor import check_file
 from core.clock import Clock
 from core.timecode import FPS
 from epg.rundown import Rundown, rundown_path
+from mpegts.monitor import check_file
 from playout.asrun.journal import AsRunJournal, recover
 from playout.asrun.ledger import AsRunLedger, journal_path
 from playout.check_sink import CheckSink, open_check_output

@@ -17,15 +17,15 @@ from contextlib import redirect_stdout
 
 import threefive
 
-from epg.si.crc import crc32_mpeg2
+from core.timecode import PTS_MODULUS
+from mpegts import SCTE35_STREAM_TYPE, crc32_mpeg2
+from mpegts.psi import REGISTRATION_DESCRIPTOR_TAG
 from playout.stream import PlayoutError
 
 logger = logging.getLogger(__name__)
 
 SCTE35_PID = 0x01F4
-SCTE35_STREAM_TYPE = 0x86
 CUEI = b"CUEI"
-PTS_MODULUS = 1 << 33
 
 
 def splice_event_id(ad_break: str, out_of_network: bool) -> int:
@@ -80,7 +80,7 @@ def patch_pmt(section: bytes) -> bytes:
     streams = body[9 + info_len :]
     if CUEI in info:
         return section
-    info = info + bytes((0x05, 4)) + CUEI
+    info = info + bytes((REGISTRATION_DESCRIPTOR_TAG, len(CUEI))) + CUEI
     streams = streams + bytes(
         (SCTE35_STREAM_TYPE, 0xE0 | (SCTE35_PID >> 8), SCTE35_PID & 0xFF, 0xF0, 0x00)
     )

@@ -38,10 +38,22 @@ import numpy as np
 import numpy.typing as npt
 
 from epg.rundown import RundownService
+from mpegts import (
+    NULL_PACKET,
+    NULL_PID,
+    PACKET_SIZE,
+    SDT_PID,
+    SYNC_BYTE,
+    packet_array,
+    pcr_base,
+    pcr_flag_array,
+    pid_array,
+    random_access_array,
+)
 from playout.cues import patch_pmt
 from playout.si_inject import SiScheduler
 from playout.slate import Slate
-from playout.stream import NULL_PID, TS_PACKET, AsRunMark, PlayoutError, TsChunk
+from playout.stream import AsRunMark, PlayoutError, TsChunk
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +62,7 @@ MUX_SHIFT_TICKS = 2 * MUX_DELAY_TICKS  # what FFmpeg adds to every timestamp
 PMT_PID = 0x1000
 VIDEO_PID = 0x0100
 AUDIO_PID = 0x0101
-SDT_PID = 0x0011
 TB_90K = Fraction(1, 90_000)
-NULL_PACKET = bytes((0x47, 0x1F, 0xFF, 0x10)) + b"\xff" * 184
 
 
 class _Sink(io.RawIOBase):
@@ -82,7 +92,7 @@ class TsMuxer:
         hold_bytes: int = 0,
     ) -> None:
         self.mux_rate = service.mux_rate
-        self.hold_bytes = hold_bytes - hold_bytes % TS_PACKET
+        self.hold_bytes = hold_bytes - hold_bytes % PACKET_SIZE
         # Processed packets not yet handed out (SI slots still null), in drain-sized pieces
         # so releasing the front never moves the rest of the hold.
         self._held: deque[bytearray] = deque()
@@ -193,19 +203,19 @@ class TsMuxer:
         buffer = self._sink.buffer
         if self._tail:
             buffer[0:0] = self._tail
-        whole = len(buffer) - len(buffer) % TS_PACKET
+        whole = len(buffer) - len(buffer) % PACKET_SIZE
         self._tail = bytes(buffer[whole:])
         data = buffer[:whole]
         buffer.clear()
         if whole == 0:
             return
-        packets = np.frombuffer(data, dtype=np.uint8).reshape(-1, TS_PACKET)
-        if not (packets[:, 0] == 0x47).all():
+        packets = packet_array(data)
+        if not (packets[:, 0] == SYNC_BYTE).all():
             raise PlayoutError("the muxer wrote a packet without a sync byte: FFmpeg bug")
-        pid = ((packets[:, 1].astype(np.int32) & 0x1F) << 8) | packets[:, 2]
+        pid = pid_array(packets)
         # FFmpeg's SDT lacks the EIT flags: blank it; ours goes in with the SI.
         for index in np.flatnonzero(pid == SDT_PID):
-            data[index * TS_PACKET : (index + 1) * TS_PACKET] = NULL_PACKET
+            data[index * PACKET_SIZE : (index + 1) * PACKET_SIZE] = NULL_PACKET
         for index in np.flatnonzero(pid == PMT_PID):
             self._patch_pmt(data, int(index))
         self._held.append(data)
@@ -213,7 +223,7 @@ class TsMuxer:
 
     def _release(self, size: int) -> list[TsChunk]:
         """Hand out the first ``size`` held bytes: SI into null slots, cut at IDRs."""
-        whole = max(0, size - size % TS_PACKET)
+        whole = max(0, size - size % PACKET_SIZE)
         if whole == 0:
             return []
         pieces: list[bytearray] = []
@@ -229,24 +239,20 @@ class TsMuxer:
                 need = 0
         self._held_size -= whole
         data = pieces[0] if len(pieces) == 1 else bytearray().join(pieces)
-        packets = np.frombuffer(data, dtype=np.uint8).reshape(-1, TS_PACKET)
-        pid = ((packets[:, 1].astype(np.int32) & 0x1F) << 8) | packets[:, 2]
+        packets = packet_array(data)
+        pid = pid_array(packets)
         base = self.byte_offset
-        has_af = (packets[:, 3] & 0x20) != 0
-        af_len = packets[:, 4]
-        flags = packets[:, 5]
-        pcr_mask = (pid == VIDEO_PID) & has_af & (af_len > 0) & ((flags & 0x10) != 0)
+        pcr_mask = (pid == VIDEO_PID) & pcr_flag_array(packets)
         if self._pcr_anchor is None:
             first = np.flatnonzero(pcr_mask)
             if first.size:
-                at = int(first[0])
-                self._pcr_anchor = (base + at * TS_PACKET, _pcr_base(data, at))
+                at = int(first[0]) * PACKET_SIZE
+                anchor = pcr_base(data, at)
+                if anchor is not None:  # always: pcr_mask found a PCR there
+                    self._pcr_anchor = (base + at, anchor)
         if self._pcr_anchor is not None:
             self._fill_slots(data, np.flatnonzero(pid == NULL_PID), base)
-        pusi = (packets[:, 1] & 0x40) != 0
-        idr = np.flatnonzero(
-            (pid == VIDEO_PID) & pusi & has_af & (af_len > 0) & ((flags & 0x40) != 0)
-        )
+        idr = np.flatnonzero((pid == VIDEO_PID) & random_access_array(packets))
         cuts = [0, *(int(i) for i in idr if i > 0), len(pid)]
         chunks: list[TsChunk] = []
         pcr_indices = np.flatnonzero(pcr_mask)
@@ -268,11 +274,11 @@ class TsMuxer:
                 marks = tuple(taken)
             chunks.append(
                 TsChunk(
-                    data=bytes(data[start * TS_PACKET : stop * TS_PACKET]),
-                    byte_offset=base + start * TS_PACKET,
+                    data=bytes(data[start * PACKET_SIZE : stop * PACKET_SIZE]),
+                    byte_offset=base + start * PACKET_SIZE,
                     frame=frame,
                     idr=is_idr,
-                    pcr_90k=_pcr_base(data, int(inside[0])) if inside.size else None,
+                    pcr_90k=pcr_base(data, int(inside[0]) * PACKET_SIZE) if inside.size else None,
                     asrun=marks,
                 )
             )
@@ -287,8 +293,8 @@ class TsMuxer:
         return anchor_pcr + (byte_offset - anchor_bytes) * 8 * 90_000 // self.mux_rate
 
     def _patch_pmt(self, data: bytearray, index: int) -> None:
-        start = index * TS_PACKET
-        packet = bytes(data[start : start + TS_PACKET])
+        start = index * PACKET_SIZE
+        packet = bytes(data[start : start + PACKET_SIZE])
         if not packet[1] & 0x40 or packet[3] & 0x20:
             return  # not a section start in a plain payload: FFmpeg never does this
         pointer = packet[4]
@@ -298,11 +304,11 @@ class TsMuxer:
         patched = self._pmt_cache.get(section)
         if patched is None:
             patched = patch_pmt(section)
-            if len(patched) > TS_PACKET - 5:
+            if len(patched) > PACKET_SIZE - 5:
                 raise PlayoutError("the PMT with the SCTE-35 PID no longer fits one packet")
             self._pmt_cache[section] = patched
         payload = bytes((0,)) + patched
-        data[start + 4 : start + TS_PACKET] = payload + b"\xff" * (TS_PACKET - 4 - len(payload))
+        data[start + 4 : start + PACKET_SIZE] = payload + b"\xff" * (PACKET_SIZE - 4 - len(payload))
 
     def _fill_slots(self, data: bytearray, slots: npt.NDArray[np.intp], base: int) -> None:
         """Put due SI/cue packets into null slots, in order, never before they are due."""
@@ -310,7 +316,7 @@ class TsMuxer:
             return
         anchor_bytes, anchor_pcr = self._pcr_anchor or (0, 0)
         t0 = anchor_pcr + (base - anchor_bytes) * 8 * 90_000 // self.mux_rate
-        times = t0 + (slots.astype(np.int64) * (TS_PACKET * 8 * 90_000)) // self.mux_rate
+        times = t0 + (slots.astype(np.int64) * (PACKET_SIZE * 8 * 90_000)) // self.mux_rate
         scheduler = self._scheduler
         position = 0
         count = len(slots)
@@ -325,11 +331,6 @@ class TsMuxer:
             if packet is None:
                 position += 1
                 continue
-            start = int(slots[position]) * TS_PACKET
-            data[start : start + TS_PACKET] = packet
+            start = int(slots[position]) * PACKET_SIZE
+            data[start : start + PACKET_SIZE] = packet
             position += 1
-
-
-def _pcr_base(data: bytearray | bytes, index: int) -> int:
-    b = data[index * TS_PACKET + 6 : index * TS_PACKET + 11]
-    return (b[0] << 25) | (b[1] << 17) | (b[2] << 9) | (b[3] << 1) | (b[4] >> 7)

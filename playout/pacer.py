@@ -43,7 +43,24 @@ from pathlib import Path
 import numpy as np
 
 from core.clock import Clock, SystemClock
-from playout.stream import SYNC_BYTE, TS_PACKET, UDP_PAYLOAD, TsChunk, TsSink
+from core.timecode import FPS
+from mpegts import (
+    PACKET_SIZE,
+    PAT_PID,
+    SYNC_BYTE,
+    UDP_PAYLOAD,
+    packet_array,
+    packet_pid,
+    parse_pat,
+    parse_pmt,
+    payload_offset,
+    pcr_base,
+    pcr_flag_array,
+    pid_array,
+    random_access_array,
+)
+from mpegts.psi import PAT_TABLE_ID, PMT_TABLE_ID
+from playout.stream import TsChunk, TsSink
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +69,6 @@ CATCHUP_OVERSPEED = 0.02
 SEND_AHEAD = 0.0005  # send without sleeping when the deadline is this close
 PREFETCH_SECONDS = 0.5
 SWITCH_INTERVAL = 0.002  # seconds: bounds a GIL wait (CPython's 5 ms); 0.5 ms cost handoffs
-FPS = 25
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,12 +334,10 @@ class Pacer:
 
 def _pcr_positions(data: bytes) -> list[int]:
     """Byte positions of the packets that carry a PCR (adaptation field with PCR_flag)."""
-    count = len(data) // TS_PACKET
-    if count == 0:
+    if len(data) < PACKET_SIZE:
         return []
-    packets = np.frombuffer(data, dtype=np.uint8, count=count * TS_PACKET).reshape(count, TS_PACKET)
-    has_pcr = ((packets[:, 3] & 0x20) != 0) & (packets[:, 4] >= 7) & ((packets[:, 5] & 0x10) != 0)
-    positions: list[int] = (np.flatnonzero(has_pcr) * TS_PACKET).tolist()
+    has_pcr = pcr_flag_array(packet_array(data))
+    positions: list[int] = (np.flatnonzero(has_pcr) * PACKET_SIZE).tolist()
     return positions
 
 
@@ -393,67 +407,33 @@ class _ReadAhead:
 
 # -- replaying a recorded TS ------------------------------------------------------
 
-_VIDEO_STREAM_TYPES = {0x01, 0x02, 0x10, 0x1B, 0x24}
 
-
-def _psi_section(packet: bytes) -> bytes | None:
-    if not packet[1] & 0x40:  # payload_unit_start_indicator
+def _psi_section(data: bytes, at: int) -> bytes | None:
+    """The section a PSI packet at byte ``at`` starts, to the packet's end; None if none."""
+    if not data[at + 1] & 0x40:  # payload_unit_start_indicator
         return None
-    start = 4
-    if packet[3] & 0x20:
-        start += 1 + packet[4]
-    if start >= TS_PACKET:
+    start = at + payload_offset(data, at)
+    if start >= at + PACKET_SIZE:
         return None
-    start += 1 + packet[start]  # pointer_field
-    return packet[start:]
+    start += 1 + data[start]  # pointer_field
+    return data[start : at + PACKET_SIZE]
 
 
 def _video_pid(data: bytes) -> int | None:
     """The first video PID of the first programme (from PAT and PMT in the first packets)."""
     pmt_pid = None
-    for pos in range(0, min(len(data), 2000 * TS_PACKET), TS_PACKET):
-        packet = data[pos : pos + TS_PACKET]
-        pid = (packet[1] & 0x1F) << 8 | packet[2]
-        section = _psi_section(packet)
+    for at in range(0, min(len(data), 2000 * PACKET_SIZE), PACKET_SIZE):
+        pid = packet_pid(data, at)
+        section = _psi_section(data, at)
         if section is None:
             continue
-        if pid == 0 and pmt_pid is None and section[0] == 0x00:
-            length = (section[1] & 0x0F) << 8 | section[2]
-            for entry in range(8, 3 + length - 4, 4):
-                program = section[entry] << 8 | section[entry + 1]
-                if program != 0:
-                    pmt_pid = (section[entry + 2] & 0x1F) << 8 | section[entry + 3]
-                    break
-        elif pid == pmt_pid and section[0] == 0x02:
-            length = (section[1] & 0x0F) << 8 | section[2]
-            info = (section[10] & 0x0F) << 8 | section[11]
-            entry = 12 + info
-            while entry + 5 <= 3 + length - 4:
-                stream_type = section[entry]
-                es_pid = (section[entry + 1] & 0x1F) << 8 | section[entry + 2]
-                if stream_type in _VIDEO_STREAM_TYPES:
-                    return es_pid
-                entry += 5 + ((section[entry + 3] & 0x0F) << 8 | section[entry + 4])
-            return None
+        if pid == PAT_PID and pmt_pid is None and section[0] == PAT_TABLE_ID:
+            pmt_pid = next((p for n, p in parse_pat(section).items() if n != 0), None)
+        elif pid == pmt_pid and section[0] == PMT_TABLE_ID:
+            program = parse_pmt(section, pmt_pid)
+            streams = () if program is None else program.streams
+            return next((s.pid for s in streams if s.kind == "video"), None)
     return None
-
-
-def _is_idr(packet: bytes, video_pid: int) -> bool:
-    """A video packet starting a PES with random_access_indicator set."""
-    pid = (packet[1] & 0x1F) << 8 | packet[2]
-    return (
-        pid == video_pid
-        and bool(packet[1] & 0x40)
-        and bool(packet[3] & 0x20)
-        and packet[4] > 0
-        and bool(packet[5] & 0x40)
-    )
-
-
-def _pcr_base(packet: bytes) -> int | None:
-    if not packet[3] & 0x20 or packet[4] < 7 or not packet[5] & 0x10:
-        return None
-    return packet[6] << 25 | packet[7] << 17 | packet[8] << 9 | packet[9] << 1 | packet[10] >> 7
 
 
 def replay_chunks(
@@ -473,27 +453,25 @@ def replay_chunks(
     (timestamps then jump, which is fine for pacing and output tests).
     """
     data = source if isinstance(source, bytes) else source.read_bytes()
-    if len(data) % TS_PACKET or (data and data[0] != SYNC_BYTE):
+    if len(data) % PACKET_SIZE or (data and data[0] != SYNC_BYTE):
         raise ValueError("not a 188-byte-packet transport stream")
     video_pid = _video_pid(data)
-    total = len(data) // TS_PACKET
-    idr_packets = (
-        set()
-        if video_pid is None
-        else {
-            n for n in range(total) if _is_idr(data[n * TS_PACKET : (n + 1) * TS_PACKET], video_pid)
-        }
-    )
+    total = len(data) // PACKET_SIZE
+    idr_packets: set[int] = set()
+    if video_pid is not None and total:
+        packets = packet_array(data)
+        idr = (pid_array(packets) == video_pid) & random_access_array(packets)
+        idr_packets = set(np.flatnonzero(idr).tolist())
     offset = byte_offset
     for _ in range(loops):
         n = 0
         while n < total:
             stop = min(total, n + packets_per_chunk)
             cut = next((k for k in range(n + 1, stop) if k in idr_packets), stop)
-            chunk_data = data[n * TS_PACKET : cut * TS_PACKET]
+            chunk_data = data[n * PACKET_SIZE : cut * PACKET_SIZE]
             pcr = None
             for k in range(n, cut):
-                pcr = _pcr_base(data[k * TS_PACKET : (k + 1) * TS_PACKET])
+                pcr = pcr_base(data, k * PACKET_SIZE)
                 if pcr is not None:
                     break
             yield TsChunk(

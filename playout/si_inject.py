@@ -24,9 +24,9 @@ from datetime import UTC, date, datetime, timedelta
 from channels.profiles import profile_by_name
 from epg.rundown import Rundown, RundownService
 from epg.si.events import SiEvent
-from epg.si.packetizer import EIT_PID, SDT_PID, TDT_PID, SectionPacketizer
 from epg.si.services import SiService, service_type_for
 from epg.si.tables import eit_present_following, eit_schedule, sdt, tdt, tot
+from mpegts import EIT_PID, SDT_PID, TDT_PID, SectionPacketizer
 from playout.cues import SCTE35_PID, splice_null
 
 logger = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from av.video.stream import VideoStream
 from PIL import Image, ImageDraw, ImageFont
 
 from channels.profiles import HouseProfile
+from ingest.fonts import cjk_font
 from playout.stream import PlayoutError
 
 logger = logging.getLogger(__name__)
@@ -56,29 +57,28 @@ class Slate:
         return max(len(f) for f in self.video_frames)
 
 
+SLATE_BACKGROUND = (16, 40, 96)
+SLATE_INK = (235, 235, 235)
+
+
+def slate_font_size(profile: HouseProfile) -> int:
+    return max(18, profile.height // 18)
+
+
 def _picture(profile: HouseProfile, text: str) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """A dark blue card with the slate text; CJK glyphs only if a CJK font is installed."""
-    image = Image.new("RGB", (profile.width, profile.height), (16, 40, 96))
+    """A dark blue card with the slate text in Noto Sans CJK (from its wheel, see
+    ingest.fonts), so the Chinese renders on any machine."""
+    image = Image.new("RGB", (profile.width, profile.height), SLATE_BACKGROUND)
     draw = ImageDraw.Draw(image)
-    size = max(18, profile.height // 18)
-    font: ImageFont.FreeTypeFont | ImageFont.ImageFont
-    for candidate in (
-        "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-        "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-        "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
-    ):
-        try:
-            font = ImageFont.truetype(candidate, size)
-            break
-        except OSError:
-            continue
-    else:
+    size = slate_font_size(profile)
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont | None = cjk_font(size)
+    if font is None:  # the font wheel is missing (logged): only ASCII can be drawn
         font = ImageFont.load_default(size)
         text = "".join(ch for ch in text if ord(ch) < 128).strip(" ·") or "Sky Classroom"
     box = draw.textbbox((0, 0), text, font=font)
     x = max(0, (profile.width - (box[2] - box[0])) // 2)
     y = (profile.height - (box[3] - box[1])) // 2
-    draw.text((x, y), text, fill=(235, 235, 235), font=font)
+    draw.text((x, y), text, fill=SLATE_INK, font=font)
     return np.asarray(image)
 
 

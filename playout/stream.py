@@ -15,17 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from mpegts import PACKET_SIZE
+
 # Re-exported while importers move to playout.errors.
 from playout.errors import PlayoutError as PlayoutError
 from playout.errors import PlayoutInputError as PlayoutInputError
 
 if TYPE_CHECKING:
     from playout.asrun.ledger import AsRunRecord
-
-TS_PACKET = 188
-SYNC_BYTE = 0x47
-NULL_PID = 0x1FFF
-UDP_PAYLOAD = 7 * TS_PACKET  # 1316 bytes per datagram
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +52,7 @@ class TsChunk:
 
     @property
     def packets(self) -> int:
-        return len(self.data) // TS_PACKET
+        return len(self.data) // PACKET_SIZE
 
 
 class TsSink(Protocol):

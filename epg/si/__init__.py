@@ -1,4 +1,4 @@
-"""DVB SI encoder (ETSI EN 300 468): EIT p/f and schedule, SDT, TDT, TOT, and their TS packets.
+"""DVB SI encoder (ETSI EN 300 468): EIT p/f and schedule, SDT, TDT, TOT.
 
 The API is pure functions of their arguments: "now" is always passed in and
 the same input gives the same bytes, so playout can regenerate EIT p/f every
@@ -10,10 +10,11 @@ couple of seconds and stay byte-deterministic across restarts::
 
 Text is GB2312 (selector 0x13) unless a string needs UTF-8 (0x15); see
 :mod:`epg.si.text`. :mod:`epg.si.decode` reads all of it back, for tests and
-for the compliance TS monitor.
+for the compliance TS monitor. Packets, PIDs, CRC and section reassembly are the
+transport stream's (:mod:`mpegts`); the names re-exported here keep callers of
+``epg.si`` working.
 """
 
-from epg.si.crc import crc32_mpeg2
 from epg.si.decode import (
     DecodedEvent,
     DecodedService,
@@ -21,7 +22,6 @@ from epg.si.decode import (
     LocalTimeOffset,
     SdtSection,
     Section,
-    SectionReassembler,
     TotSection,
     decode_eit,
     decode_sdt,
@@ -32,7 +32,6 @@ from epg.si.decode import (
 from epg.si.descriptors import EDUCATIONAL_CONTENT
 from epg.si.errors import SiDecodeError, SiError, SiInputError
 from epg.si.events import SiEvent
-from epg.si.packetizer import EIT_PID, SDT_PID, TDT_PID, SectionPacketizer
 from epg.si.sections import content_version
 from epg.si.services import RunningStatus, ServiceType, SiService, service_type_for
 from epg.si.tables import (
@@ -49,6 +48,14 @@ from epg.si.time_codes import (
     decode_utc_time,
     encode_duration,
     encode_utc_time,
+)
+from mpegts import (
+    EIT_PID,
+    SDT_PID,
+    TDT_PID,
+    SectionPacketizer,
+    SectionReassembler,
+    crc32_mpeg2,
 )
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Reading SI back: sections, EIT, SDT, TDT, TOT, and TS packets to sections.
+"""Reading SI back: sections, EIT, SDT, TDT, TOT (TS packets to sections: mpegts).
 
 Used by the round-trip tests and by the compliance TS monitor, so it accepts
 what other encoders send too (any Annex A text table, "chi" or "zho", several
@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from epg.si.crc import crc32_mpeg2
 from epg.si.descriptors import (
     CONTENT_TAG,
     EXTENDED_EVENT_TAG,
@@ -20,12 +19,12 @@ from epg.si.descriptors import (
     SHORT_EVENT_TAG,
 )
 from epg.si.errors import SiDecodeError
-from epg.si.packetizer import PACKET_BYTES, SYNC_BYTE
 from epg.si.text import decode_text
 from epg.si.time_codes import decode_duration, decode_offset, decode_utc_time
+from mpegts import crc32_mpeg2, section_has_crc
+from mpegts.section import MAX_SECTION_SIZE, TOT_TABLE_ID
 
-TOT_TABLE_ID = 0x73
-MAX_SECTION_LENGTH = 4093
+MAX_SECTION_LENGTH = MAX_SECTION_SIZE - 3
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -114,7 +113,7 @@ class TotSection:
 def parse_section(data: bytes, *, verify_crc: bool = True) -> Section:
     """Split a whole section into header fields and body, checking length and CRC.
 
-    Long sections (syntax indicator 1) and the TOT end in a CRC_32; the TDT has none.
+    Long sections (syntax indicator 1), the TOT and SCTE-35 end in a CRC_32; the TDT has none.
     """
     if len(data) < 3:
         raise SiDecodeError(f"section of {len(data)} bytes is shorter than its 3-byte header")
@@ -125,7 +124,7 @@ def parse_section(data: bytes, *, verify_crc: bool = True) -> Section:
         raise SiDecodeError(
             f"table 0x{table_id:02X}: section_length {length} does not match {len(data)} bytes"
         )
-    has_crc = syntax or table_id == TOT_TABLE_ID
+    has_crc = section_has_crc(data)
     if has_crc and verify_crc and crc32_mpeg2(data) != 0:
         raise SiDecodeError(f"table 0x{table_id:02X}: CRC_32 mismatch")
     end = len(data) - 4 if has_crc else len(data)
@@ -338,76 +337,3 @@ def decode_tot(data: bytes | Section) -> TotSection:
                 )
             )
     return TotSection(utc=decode_utc_time(body[:5]), offsets=tuple(offsets))
-
-
-class SectionReassembler:
-    """Collects the sections of one PID from TS packets (ISO/IEC 13818-1 2.4.4).
-
-    Packets of other PIDs are ignored. A continuity error or a transport error
-    drops the section being collected; collection resumes at the next packet
-    with payload_unit_start_indicator. Sections come out raw: pass them to
-    :func:`parse_section` to check their CRC.
-    """
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self._buffer: bytearray | None = None
-        self._last_cc: int | None = None
-        self.continuity_errors = 0
-
-    def feed(self, packet: bytes) -> list[bytes]:
-        """The sections completed by this packet, in order."""
-        if len(packet) != PACKET_BYTES or packet[0] != SYNC_BYTE:
-            raise SiDecodeError("not a 188-byte TS packet starting with 0x47")
-        pid = ((packet[1] & 0x1F) << 8) | packet[2]
-        if pid != self.pid:
-            return []
-        if packet[1] & 0x80:  # transport_error_indicator
-            self._buffer = None
-            return []
-        control = (packet[3] >> 4) & 0x03
-        if not control & 0x01:  # no payload
-            return []
-        cc = packet[3] & 0x0F
-        if self._last_cc is not None:
-            if cc == self._last_cc:
-                return []  # a duplicate packet, allowed once
-            if cc != (self._last_cc + 1) & 0x0F:
-                self.continuity_errors += 1
-                self._buffer = None
-        self._last_cc = cc
-        start = 4 + (1 + packet[4] if control & 0x02 else 0)
-        payload = packet[start:]
-        out: list[bytes] = []
-        if packet[1] & 0x40:  # payload_unit_start_indicator
-            if not payload:
-                return out
-            pointer = payload[0]
-            if self._buffer is not None:
-                self._buffer += payload[1 : 1 + pointer]
-                self._drain(out)
-            self._buffer = bytearray(payload[1 + pointer :])
-        elif self._buffer is not None:
-            self._buffer += payload
-        else:
-            return out
-        self._drain(out)
-        return out
-
-    def _drain(self, out: list[bytes]) -> None:
-        buffer = self._buffer
-        while buffer is not None:
-            if not buffer or buffer[0] == 0xFF:  # the rest is stuffing
-                buffer = None
-                break
-            if len(buffer) < 3:
-                break
-            size = 3 + (((buffer[1] & 0x0F) << 8) | buffer[2])
-            if size > 3 + MAX_SECTION_LENGTH:
-                buffer = None
-                break
-            if len(buffer) < size:
-                break
-            out.append(bytes(buffer[:size]))
-            buffer = buffer[size:]
-        self._buffer = buffer

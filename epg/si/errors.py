@@ -1,16 +1,18 @@
-"""The SI encoder's errors, under core's tree.
+"""The SI encoder's errors, a branch of the EPG tree (epg/errors.py).
 
-SiError
-├── SiInputError    an event or service cannot be coded as given (exit code 2 in the CLI)
-└── SiDecodeError   bytes read off a stream are not valid SI (bad CRC, bad length, bad BCD)
+EpgError
+└── SiError
+    ├── SiInputError    an event or service cannot be coded as given (exit code 2 in the CLI)
+    └── SiDecodeError   bytes read off a stream are not valid SI (bad CRC, bad length, bad BCD)
 """
 
 from __future__ import annotations
 
-from core.errors import BadInputError, SkyclassError
+from core.errors import BadInputError
+from epg.errors import EpgError
 
 
-class SiError(SkyclassError):
+class SiError(EpgError):
     """Root of the DVB SI encoder's errors."""
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from epg.si.crc import crc32_mpeg2
 from epg.si.errors import SiError, SiInputError
+from mpegts import crc32_mpeg2
 
 CRC_BYTES = 4
 LONG_HEADER_BYTES = 8  # table_id .. last_section_number

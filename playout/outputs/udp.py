@@ -32,8 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from core.timecode import FPS
+from mpegts import NULL_PACKET, PACKET_SIZE, UDP_PAYLOAD
 from playout.outputs.base import OutputError, OutputSink, RateLimitedLog
-from playout.stream import NULL_PID, SYNC_BYTE, TS_PACKET, UDP_PAYLOAD, DatagramSend, TsChunk
+from playout.stream import DatagramSend, TsChunk
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +43,9 @@ RTP_VERSION = 2
 RTP_PAYLOAD_MP2T = 33
 RTP_CLOCK = 90_000
 RTP_HEADER = struct.Struct("!BBHII")
-FPS = 25
 SNDBUF = 1 << 20  # ~0.8 s at 10 Mb/s: absorbs a scheduler hiccup without drops
 RETRY_FIRST = 1.0
 RETRY_MAX = 30.0
-NULL_PACKET = bytes([SYNC_BYTE, NULL_PID >> 8, NULL_PID & 0xFF, 0x10]) + b"\xff" * (TS_PACKET - 4)
 _TRANSIENT = {errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED}
 
 
@@ -270,7 +270,7 @@ class UdpOutput(OutputSink):
     def close(self) -> None:
         """Send what is left, padded with null packets: every datagram is 1316 bytes."""
         if self._buf:
-            missing = (UDP_PAYLOAD - len(self._buf)) // TS_PACKET
+            missing = (UDP_PAYLOAD - len(self._buf)) // PACKET_SIZE
             self._send(bytes(self._buf) + NULL_PACKET * missing, self._buf_offset)
             self._buf.clear()
         if self._sock is not None:

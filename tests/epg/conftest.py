@@ -28,8 +28,6 @@ from grading import GradingPolicy
 from ingest import AssetKind, AssetLibrary, LessonMetadata, NewAsset
 from skyclass.database import make_engine, session_factory, upgrade
 
-REPO = Path(__file__).resolve().parents[2]
-DTD = REPO / ".." / "shared" / "refs" / "xmltv.dtd"
 ZONE = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 3, 2)  # a Monday
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=ZONE)

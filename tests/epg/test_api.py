@@ -13,9 +13,9 @@ import httpx
 import pytest
 import uvicorn
 
-from epg.xmltv import check_rules
+from epg.xmltv import check_rules, check_schema
 from skyclass.web import create_app
-from tests.epg.conftest import DAY, DTD, G03, G07, World, good_day
+from tests.epg.conftest import DAY, G03, G07, World, good_day
 
 
 @dataclass
@@ -77,6 +77,8 @@ def test_guide_gzip_etag_and_304(served: Served) -> None:
         assert plain.headers["content-type"] == "application/xml; charset=utf-8"
         assert "content-encoding" not in plain.headers
         assert b'<title lang="zh">' in plain.content and check_rules(plain.content) == []
+        # independent judge: XMLTV schema (py-xmltv xmltv.xsd)
+        assert check_schema(plain.content) == []
         etag = plain.headers["etag"]
 
         with client.stream(
@@ -110,4 +112,3 @@ def test_guide_gzip_etag_and_304(served: Served) -> None:
         )  # fmt: skip
         assert changed.status_code == 200 and changed.headers["etag"] != etag
         assert client.get("/epg/xmltv.xml?days=99", headers=headers).status_code == 422
-    assert DTD.is_file()

@@ -1,15 +1,21 @@
-"""XMLTV: valid against the shared DTD and the validator's extra rules, deterministic, safe."""
+"""XMLTV: valid against the XMLTV schema and the validator's extra rules, deterministic, safe.
+
+The schema is py-xmltv's xmltv.xsd (an installed package, never a file beside the checkout).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import sysconfig
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from epg import xmltv
 from epg.errors import XmltvError
-from epg.xmltv import check_document, check_dtd, check_rules, parse_xml
-from tests.epg.conftest import DAY, DTD, G03, G07, World, good_day
+from epg.xmltv import check_document, check_rules, check_schema, parse_xml
+from tests.epg.conftest import DAY, G03, G07, World, good_day
 
 
 @pytest.fixture
@@ -18,11 +24,21 @@ def guide(lite: World) -> bytes:
     return lite.services.xmltv.export([G03, G07], DAY, 7).body
 
 
-def test_guide_passes_the_dtd_and_validator_rules(guide: bytes) -> None:
-    assert DTD.is_file(), "CI clones the repo with shared/ beside it"
-    assert check_dtd(guide, DTD) == []
+def test_schema_comes_from_the_installed_package() -> None:
+    folder = xmltv._schema_folder()
+    spec = importlib.util.find_spec("xmltv")  # the py-xmltv distribution's module
+    assert spec is not None and spec.origin is not None
+    assert folder == Path(spec.origin).parent / "resources" and (folder / "xmltv.xsd").is_file()
+    assert Path(sysconfig.get_paths()["purelib"]) in folder.parents  # an installed package
+    # The XSD is one document: it includes and imports nothing that could be fetched.
+    assert list(xmltv._schema_parts(folder / "xmltv.xsd", folder)) == [folder / "xmltv.xsd"]
+
+
+def test_guide_passes_the_schema_and_validator_rules(guide: bytes) -> None:
+    # independent judge: XMLTV schema (py-xmltv xmltv.xsd)
+    assert check_schema(guide) == []
     assert check_rules(guide) == []
-    check_document(guide, DTD)
+    check_document(guide)
 
 
 def test_guide_content(guide: bytes) -> None:
@@ -70,9 +86,10 @@ BAD = """<?xml version="1.0" encoding="UTF-8"?>
 </tv>"""
 
 
-def test_validator_rules_catch_what_the_dtd_does_not() -> None:
+def test_validator_rules_catch_what_the_schema_does_not() -> None:
     data = BAD.encode()
-    assert check_dtd(data, DTD) == []  # the DTD is happy …
+    # independent judge: XMLTV schema (py-xmltv xmltv.xsd)
+    assert check_schema(data) == []  # the schema is happy …
     problems = check_rules(data)  # … the extra rules are not
     assert any("no dot" in p for p in problems)
     assert any("not declared" in p for p in problems)
@@ -83,9 +100,37 @@ def test_validator_rules_catch_what_the_dtd_does_not() -> None:
         check_document(data)
 
 
-def test_dtd_catches_missing_start() -> None:
-    data = b'<tv><programme channel="a.b"><title>x</title></programme></tv>'
-    assert check_dtd(data, DTD)
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ('<programme channel="a.b"><title>x</title></programme>', "'start' is required"),
+        (
+            '<programme start="20260302080000 +0800" channel="a.b"><desc>d</desc><title>x</title>'
+            "</programme>",
+            "title",
+        ),  # title must come first
+        ('<channel id="a.b"><display-name>x</display-name><colour/></channel>', "colour"),
+    ],
+)
+def test_schema_catches_structure_errors(body: str, complaint: str) -> None:
+    # independent judge: XMLTV schema (py-xmltv xmltv.xsd)
+    problems = check_schema(f"<tv>{body}</tv>".encode())
+    assert problems and complaint in " ".join(problems)
+    with pytest.raises(XmltvError, match="invalid"):
+        check_document(f"<tv>{body}</tv>".encode())
+
+
+def test_schema_parts_outside_the_package_are_refused(tmp_path: Path) -> None:
+    """A schema that includes a file elsewhere (or a URL) is refused, never fetched."""
+    for location in ("../elsewhere.xsd", "http://127.0.0.1:9/x.xsd"):
+        main = tmp_path / "pkg" / "main.xsd"
+        main.parent.mkdir(exist_ok=True)
+        main.write_text(
+            '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
+            f'<xs:include schemaLocation="{location}"/></xs:schema>'
+        )
+        with pytest.raises(XmltvError, match="outside the py-xmltv package"):
+            xmltv._schema_parts(main, main.parent)
 
 
 def test_parser_never_resolves_entities(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ GOPs, MP2 48 kHz) to keep CI fast. Where each check comes from:
   That build crashes (iconv in a static binary) when it parses SDT/EIT text; with
   GCONV_PATH pointing nowhere iconv fails cleanly instead, so ffprobe sees the stream as
   aired, SI included.
-* compliance.tsmonitor (the project's checker): TR 101 290 priority 1/2, PCR interval, CC.
+* mpegts.monitor (the project's checker): TR 101 290 priority 1/2, PCR interval, CC.
 * epg.si.decode: EIT p/f and TDT; threefive: SCTE-35.
 """
 
@@ -24,8 +24,6 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from compliance.tsmonitor import TsMonitor
-from compliance.tsmonitor_report import TsReport
 from epg.rundown import (
     EventType,
     MediaRef,
@@ -35,7 +33,8 @@ from epg.rundown import (
     SiText,
     StartMode,
 )
-from epg.si.decode import SectionReassembler
+from mpegts import PACKET_SIZE, SectionReassembler, packet_array, pid_array
+from mpegts.monitor import TsMonitor, TsReport
 from playout.engine import PlayoutEngine
 
 FFPROBE = Path(__file__).resolve().parents[2] / (
@@ -165,17 +164,12 @@ def build_rundown(
     )
 
 
-SI_PIDS = (0x11, 0x12, 0x14)
-NULL = bytes((0x47, 0x1F, 0xFF, 0x10)) + b"\xff" * 184
-
-
 def render(engine: PlayoutEngine, start: int, frames: int) -> bytes:
     return b"".join(c.data for c in engine.chunks(start, duration_frames=frames))
 
 
 def pids(data: bytes) -> np.ndarray:
-    arr = np.frombuffer(data, np.uint8).reshape(-1, 188)
-    return ((arr[:, 1].astype(np.int32) & 0x1F) << 8) | arr[:, 2]
+    return pid_array(packet_array(data))
 
 
 @dataclass(frozen=True)
@@ -264,6 +258,6 @@ def sections(data: bytes, pid: int) -> list[tuple[int, bytes]]:
     reassembler = SectionReassembler(pid)
     found: list[tuple[int, bytes]] = []
     for index in np.flatnonzero(p == pid):
-        packet = data[index * 188 : (index + 1) * 188]
+        packet = data[index * PACKET_SIZE : (index + 1) * PACKET_SIZE]
         found.extend((int(index), s) for s in reassembler.feed(packet))
     return found

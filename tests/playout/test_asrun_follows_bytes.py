@@ -8,9 +8,9 @@ from pathlib import Path
 from conftest import Media
 from playout_media import build_rundown
 
-from playout.asrun.ledger import AsRunLedger, AsRunOutcome
 from epg.rundown import EventType as T
 from playout.asrun.journal import RESTART_NOTE, AsRunJournal, progress_path, recover
+from playout.asrun.ledger import AsRunLedger, AsRunOutcome
 from playout.engine import PlayoutEngine
 from playout.stream import TsChunk
 

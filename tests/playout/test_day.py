@@ -16,9 +16,9 @@ import pytest
 from conftest import Media
 from playout_media import build_rundown, make_clip, media_ref
 
-from playout.asrun.ledger import AsRunOutcome
 from core.timecode import FPS
 from epg.rundown import DAY_FRAMES, EventType, MediaRef
+from playout.asrun.ledger import AsRunOutcome
 from playout.check_sink import CheckSink
 from playout.engine import PlayoutEngine
 

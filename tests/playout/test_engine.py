@@ -25,9 +25,9 @@ from playout_media import (
     sections,
 )
 
-from playout.asrun.ledger import AsRunOutcome
 from epg.rundown import EventType as T
 from epg.si.decode import decode_eit, decode_tdt
+from playout.asrun.ledger import AsRunOutcome
 from playout.cues import SCTE35_PID
 from playout.engine import PlayoutEngine
 

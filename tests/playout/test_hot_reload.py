@@ -8,8 +8,8 @@ from pathlib import Path
 from conftest import Media
 from playout_media import assert_clean, assert_continuous, build_rundown, check, ffprobe
 
-from playout.asrun.ledger import AsRunOutcome, AsRunRecord
 from epg.rundown import EventType as T
+from playout.asrun.ledger import AsRunOutcome, AsRunRecord
 from playout.engine import PlayoutEngine
 
 

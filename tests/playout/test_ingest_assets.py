@@ -24,10 +24,10 @@ from playout_media import (
     render,
 )
 
-from playout.asrun.ledger import AsRunOutcome
 from epg.rundown import EventType as T
 from epg.rundown import MediaRef
 from ingest.synth import SynthFormat, synthesize
+from playout.asrun.ledger import AsRunOutcome
 from playout.engine import PlayoutEngine
 
 HD_SERVICE = dataclasses.replace(SERVICE, profile="hd", mux_rate=10_000_000)

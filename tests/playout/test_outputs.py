@@ -20,6 +20,7 @@ import pytest
 
 from channels import load_registry
 from channels.registry import SAMPLE_CHANNELS_FILE, Channel
+from mpegts import PACKET_SIZE, UDP_PAYLOAD
 from playout.outputs import (
     FanOut,
     FileOutput,
@@ -32,7 +33,7 @@ from playout.outputs import (
 )
 from playout.outputs.hls import parse_playlist, render_playlist
 from playout.pacer import Pacer, replay_chunks
-from playout.stream import TS_PACKET, UDP_PAYLOAD, TsChunk
+from playout.stream import TsChunk
 
 MUX_RATE = 2_000_000
 FFPROBE = (
@@ -117,7 +118,7 @@ def test_udp_datagrams_are_1316_bytes_and_carry_the_stream(
     assert out.stats.dropped == 0
     stream = b"".join(got)
     assert stream[: len(ts2)] == ts2
-    assert all(b == 0x47 for b in stream[::TS_PACKET])
+    assert all(b == 0x47 for b in stream[::PACKET_SIZE])
 
 
 def test_rtp_header_fields(ts2: bytes, receiver: socket.socket) -> None:
@@ -218,7 +219,7 @@ def test_file_output_is_the_stream(ts2: bytes, tmp_path: Path) -> None:
 
 
 def _is_idr_start(segment: bytes) -> bool:
-    first = segment[:TS_PACKET]
+    first = segment[:PACKET_SIZE]
     return bool(first[1] & 0x40) and bool(first[3] & 0x20) and bool(first[5] & 0x40)
 
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from core.clock import FrozenClock
+from mpegts import PACKET_SIZE, UDP_PAYLOAD
 from playout.pacer import Pacer
-from playout.stream import TS_PACKET, UDP_PAYLOAD, TsChunk
+from playout.stream import TsChunk
 
 MUX_RATE = 10_000_000
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
@@ -22,7 +23,7 @@ def packets(n: int, offset: int = 0) -> bytes:
     """n TS packets whose payload bytes encode their packet index (to check order)."""
     out = bytearray()
     for k in range(n):
-        index = (offset // TS_PACKET + k) & 0xFFFFFF
+        index = (offset // PACKET_SIZE + k) & 0xFFFFFF
         out += bytes([0x47, 0x1F, 0xFF, 0x10]) + index.to_bytes(3, "big") * 61 + b"\xff"
     return bytes(out)
 
@@ -86,7 +87,7 @@ def test_pieces_are_datagram_aligned_and_keep_order_and_idr() -> None:
         start, end = piece.byte_offset, piece.byte_offset + len(piece.data)
         # never across a 1316-byte boundary of the byte count
         assert start // UDP_PAYLOAD == (end - 1) // UDP_PAYLOAD
-        assert len(piece.data) % TS_PACKET == 0
+        assert len(piece.data) % PACKET_SIZE == 0
     starts = {c.byte_offset: c.idr for c in source}
     for piece in pieces:
         assert piece.idr == (starts.get(piece.byte_offset, False))
@@ -210,7 +211,7 @@ def test_burst_of_two_halves_the_wakeups_and_keeps_pcr_datagrams_on_time() -> No
     data = bytearray(packets(7 * 200))
     pcr_packets = set(range(3, 7 * 200, 7 * 7))  # every 7th datagram, at varying slots
     for n in pcr_packets:
-        data[n * TS_PACKET + 3 : n * TS_PACKET + 6] = bytes((0x30, 7, 0x10))
+        data[n * PACKET_SIZE + 3 : n * PACKET_SIZE + 6] = bytes((0x30, 7, 0x10))
     sink = Recorder(clock)
     pacer = Pacer(sink, mux_rate=MUX_RATE, clock=clock, sleep=sleep, send_ahead=0.0, burst=2)
     stats = pacer.run(
@@ -221,7 +222,7 @@ def test_burst_of_two_halves_the_wakeups_and_keeps_pcr_datagrams_on_time() -> No
     assert len(sleeps) <= 200 // 2 + len(pcr_packets)  # about one wake-up per two datagrams
     for at, piece in sink.writes:
         ideal = piece.byte_offset * 8 / MUX_RATE
-        first_packet = piece.byte_offset // TS_PACKET
+        first_packet = piece.byte_offset // PACKET_SIZE
         if any(first_packet <= n < first_packet + 7 for n in pcr_packets):
             assert at == pytest.approx(ideal, abs=1e-9)  # a PCR is never early
         else:

@@ -19,15 +19,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from conftest import Media
 from playout_media import build_rundown
 
-from playout.asrun.ledger import AsRunLedger, AsRunOutcome, journal_path
 from epg.rundown import EventType, Rundown
+from mpegts import PACKET_SIZE, UDP_PAYLOAD
 from playout.asrun.journal import RESTART_NOTE
+from playout.asrun.ledger import AsRunLedger, AsRunOutcome, journal_path
 from playout.engine import ORIGIN
-from playout.stream import TS_PACKET, UDP_PAYLOAD
 from playout.supervisor import ChildSpec, Supervisor, standby_argv
 
 CHANNEL = "zt.skyclass.cn"  # SD, 5 Mb/s: the engine's test clips
@@ -81,8 +82,8 @@ def pcr_positions(datagrams: list[tuple[float, float, bytes]], day_start: dateti
     """For each PCR: (wall clock of the picture on air) − (arrival time), in seconds."""
     out = []
     for wall, _, data in datagrams:
-        for pos in range(0, len(data), TS_PACKET):
-            p = data[pos : pos + TS_PACKET]
+        for pos in range(0, len(data), PACKET_SIZE):
+            p = data[pos : pos + PACKET_SIZE]
             if p[3] & 0x20 and p[4] >= 7 and p[5] & 0x10:
                 base = p[6] << 25 | p[7] << 17 | p[8] << 9 | p[9] << 1 | p[10] >> 7
                 on_air = day_start + timedelta(seconds=(base - ORIGIN) / 90_000)
@@ -123,6 +124,7 @@ def test_sigkill_restart_is_on_air_within_2_s_at_the_wall_clock(
     )
     sup = Supervisor(
         [ChildSpec(channel_id=CHANNEL, argv=argv, env=env, standby=True)],
+        zone=ZoneInfo("Asia/Shanghai"),
         pid_dir=tmp_path / "run",
     )
     try:

@@ -1,4 +1,4 @@
-"""CRC, MJD/BCD time and text coding against published vectors."""
+"""MJD/BCD time and text coding against published vectors (CRC: tests/mpegts)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from epg.si import crc as crc_module
-from epg.si.crc import crc32_mpeg2, crc32_mpeg2_table
 from epg.si.errors import SiDecodeError, SiInputError
 from epg.si.text import TextEncoding, decode_text, encode_text, resolve_encoding, split_text
 from epg.si.time_codes import (
@@ -18,36 +16,6 @@ from epg.si.time_codes import (
     encode_utc_time,
     mjd_from_date,
 )
-
-# --- CRC-32/MPEG-2 -----------------------------------------------------------
-
-
-def test_crc_check_value() -> None:
-    # The CRC catalogue entry "CRC-32/MPEG-2" (Greg Cook's reveng catalogue):
-    # width=32 poly=0x04c11db7 init=0xffffffff refin=false refout=false xorout=0
-    # check=0x0376e6e7 over the ASCII string "123456789".
-    assert crc32_mpeg2(b"123456789") == 0x0376E6E7
-    assert crc32_mpeg2_table(b"123456789") == 0x0376E6E7
-
-
-def test_fast_and_table_crc_agree() -> None:
-    data = bytes((i * 7 + 3) & 0xFF for i in range(5000))
-    for size in (0, 1, 3, 188, 1024, 4096):
-        assert crc32_mpeg2(data[:size]) == crc32_mpeg2_table(data[:size])
-    assert crc32_mpeg2(b"") == 0xFFFFFFFF  # the initial value, untouched
-
-
-def test_crc_residue_of_a_whole_section_is_zero() -> None:
-    # ISO/IEC 13818-1 Annex A: the CRC makes the register zero after the whole section.
-    body = b"\x42\xf0\x0f" + bytes(range(12))
-    whole = body + crc32_mpeg2(body).to_bytes(4, "big")
-    assert crc32_mpeg2(whole) == 0
-
-
-def test_crc_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(crc_module, "_fast", None)
-    assert crc_module.crc32_mpeg2(b"123456789") == 0x0376E6E7
-
 
 # --- MJD / BCD (EN 300 468 Annex C) ------------------------------------------
 

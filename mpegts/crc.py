@@ -1,10 +1,10 @@
-"""CRC-32/MPEG-2, the checksum that ends every long PSI/SI section (EN 300 468 Annex B).
+"""CRC-32/MPEG-2, the checksum that ends every long PSI/SI section (13818-1 Annex A).
 
 Polynomial 0x04C11DB7, initial value 0xFFFFFFFF, no reflection, no final XOR;
 catalogue check value 0x0376E6E7 for b"123456789". The C extension of
 ``crcmod-plus`` computes it when installed (about 10 µs for a 4 KiB EIT section);
 otherwise a 256-entry table built once at import does the same in pure Python,
-so the encoder never depends on an optional wheel to produce correct bytes.
+so neither the SI encoder nor the monitor depends on an optional wheel for correct bytes.
 """
 
 from __future__ import annotations

@@ -26,9 +26,11 @@ import imageio_ffmpeg
 import numpy as np
 import numpy.typing as npt
 import pytest
+from ts_builders import pts_field, section
 
-from compliance.pes import PesHeader, TimestampUnwrapper, signed_delta
-from compliance.tsmonitor import (
+from core.errors import BadInputError
+from mpegts import UDP_PAYLOAD, PesHeader, TimestampUnwrapper, signed_delta
+from mpegts.monitor import (
     SectionCollector,
     TsFileError,
     TsMonitor,
@@ -36,8 +38,6 @@ from compliance.tsmonitor import (
     TsReport,
     check_file,
 )
-from compliance.tsmonitor_psi import crc32_mpeg
-from core.errors import BadInputError
 
 VIDEO, AUDIO, PMT, NULL = 256, 257, 4096, 0x1FFF
 MUXRATE = 2_000_000
@@ -405,21 +405,8 @@ def _pes_rows(pk: Packets, pid: int) -> list[int]:
     return np.flatnonzero((_pids(pk) == pid) & ((pk[:, 1] & 0x40) != 0)).tolist()
 
 
-def _ts_field(value: int, marker: int) -> bytes:
-    """A PTS/DTS in its 5-byte marker-bit form (ISO/IEC 13818-1 2.4.3.7)."""
-    return bytes(
-        [
-            (marker << 4) | (((value >> 30) & 0x07) << 1) | 1,
-            (value >> 22) & 0xFF,
-            (((value >> 15) & 0x7F) << 1) | 1,
-            (value >> 7) & 0xFF,
-            ((value & 0x7F) << 1) | 1,
-        ]
-    )
-
-
 def _write_ts(row: Packets, at: int, value: int, marker: int) -> None:
-    row[at : at + 5] = np.frombuffer(_ts_field(value, marker), np.uint8)
+    row[at : at + 5] = np.frombuffer(pts_field(value, marker), np.uint8)
 
 
 def _shift_pes_timestamps(row: Packets, ticks: int) -> None:
@@ -478,15 +465,8 @@ def test_timestamp_unwrapping() -> None:
 # ---------------------------------------------------------------- sections
 
 
-def _section(table_id: int, body: bytes, long_form: bool = True) -> bytes:
-    head = bytes([table_id, (0xB0 if long_form else 0x30) | ((len(body) + 4) >> 8)])
-    head += bytes([(len(body) + 4) & 0xFF])
-    data = head + body
-    return data + crc32_mpeg(data).to_bytes(4, "big")
-
-
-def _packetize(pid: int, section: bytes, cc: int) -> bytes:
-    payload = b"\x00" + section
+def _packetize(pid: int, data: bytes, cc: int) -> bytes:
+    payload = b"\x00" + data
     assert len(payload) <= 184
     return bytes([0x47, 0x40 | (pid >> 8), pid & 0xFF, 0x10 | (cc & 0x0F)]) + payload.ljust(
         184, b"\xff"
@@ -495,9 +475,9 @@ def _packetize(pid: int, section: bytes, cc: int) -> bytes:
 
 def test_scte35_pid_declared_and_sections_delivered() -> None:
     """A synthetic mux: PAT, a PMT declaring H.264 and SCTE-35 (CUEI), splice_null cues."""
-    pat = _section(0x00, b"\x00\x01\xc1\x00\x00" + b"\x00\x01\xf0\x00")
+    pat = section(0x00, b"\x00\x01\xc1\x00\x00" + b"\x00\x01\xf0\x00")
     registration = b"\x05\x04CUEI"
-    pmt = _section(
+    pmt = section(
         0x02,
         b"\x00\x01\xc1\x00\x00"
         + b"\xe1\x00\xf0\x00"  # PCR PID 0x100, no program info
@@ -506,7 +486,7 @@ def test_scte35_pid_declared_and_sections_delivered() -> None:
         + bytes([len(registration)])
         + registration,
     )
-    splice_null = _section(
+    splice_null = section(
         0xFC,
         # protocol_version, pts_adjustment, cw_index, tier + command length, splice_null
         b"\x00" + b"\x00" * 5 + b"\xff" + b"\xff\xf0\x00" + b"\x00" + b"\x00\x00",
@@ -532,10 +512,6 @@ def test_scte35_pid_declared_and_sections_delivered() -> None:
     assert report.pid(0x1F4) is not None
 
 
-def test_crc32_mpeg_check_value() -> None:
-    assert crc32_mpeg(b"123456789") == 0x0376E6E7  # CRC-32/MPEG-2 catalogue check value
-
-
 def test_check_file_errors(tmp_path: Path) -> None:
     with pytest.raises(TsFileError) as caught:
         check_file(tmp_path / "missing.ts")
@@ -547,22 +523,26 @@ def test_check_file_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_throughput_is_far_above_real_time(clean_ts: bytes) -> None:
-    """≥ 25 MB/s (20x real time at 10 Mb/s), fed as 1316-byte datagrams like playout does."""
+def test_keeps_up_with_a_live_channel(clean_ts: bytes) -> None:
+    """Faster than real time at 10 Mb/s, fed as 1316-byte datagrams like playout does.
+
+    Only a behaviour margin that a loaded 2-core machine meets (1.25 MB/s is real
+    time); the throughput figure itself is measured by bench/tsmonitor.py.
+    """
     data = clean_ts * 8  # ~12 MB; the repeats are CC/PCR errors, which costs more, not less
     monitor = TsMonitor()
     started = time.perf_counter()
-    for at in range(0, len(data), 1316):
-        monitor.feed(data[at : at + 1316])
+    for at in range(0, len(data), UDP_PAYLOAD):
+        monitor.feed(data[at : at + UDP_PAYLOAD])
     monitor.report()
     rate = len(data) / (time.perf_counter() - started)
-    assert rate > 25e6, f"{rate / 1e6:.1f} MB/s"
+    assert rate > 2 * 10e6 / 8, f"{rate / 1e6:.1f} MB/s"
 
 
 def test_pes_header_split_across_packets_and_batches() -> None:
     """A unit start whose adaptation field leaves room for only 8 header bytes."""
     pts, dts = (1 << 33) - 1800, (1 << 33) - 5400
-    pes = b"\x00\x00\x01\xe0\x00\x00\x80\xc0\x0a" + _ts_field(pts, 3) + _ts_field(dts, 1)
+    pes = b"\x00\x00\x01\xe0\x00\x00\x80\xc0\x0a" + pts_field(pts, 3) + pts_field(dts, 1)
     pes += b"\x00" * 300
     head = 8
     af = bytes([183 - head, 0x00]) + b"\xff" * (182 - head)

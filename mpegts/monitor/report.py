@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compliance.tr101290 import CheckResult, Finding
-from compliance.tsmonitor_psi import Program
+from mpegts.monitor.findings import CheckResult, Finding
+from mpegts.psi import Program
+from mpegts.timestamp import PCR_HZ
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,3 +177,8 @@ class TsReport:
             "pids": [stats.as_json() for stats in self.pids],
             "checks": [check.as_json() for check in self.checks],
         }
+
+
+def ms(ticks: float | None) -> float | None:
+    """27 MHz ticks as milliseconds, rounded to the microsecond."""
+    return None if ticks is None else round(ticks * 1000 / PCR_HZ, 3)

@@ -1,21 +1,12 @@
-"""PES packet headers and 33-bit timestamp arithmetic.
-
-PTS, DTS and the PCR base count 90 kHz ticks modulo 2^33, so they wrap about every
-26.5 h; a channel on air for days crosses the wrap, and a naive "new < old" test would
-then report a backwards jump. `TimestampUnwrapper` turns raw values into a monotonic
-int64 timeline by taking every step as the shortest signed distance modulo 2^33.
-"""
+"""PES packet headers (ISO/IEC 13818-1 2.4.3.6): stream_id, PTS and DTS."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.timecode import PTS_MODULUS
-
-PCR_MODULUS = PTS_MODULUS * 300  # PCR = base (90 kHz, 33 bits) * 300 + extension (27 MHz)
-
 # stream_ids whose PES packets have no optional header (ISO/IEC 13818-1 table 2-22).
 _NO_OPTIONAL_HEADER = frozenset({0xBC, 0xBE, 0xBF, 0xF0, 0xF1, 0xF2, 0xF8, 0xFF})
+START_CODE_PREFIX = b"\x00\x00\x01"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,7 +28,7 @@ class PesHeader:
 
 def pes_header_size(payload: bytes) -> int | None:
     """Bytes needed to parse the header at the start of `payload`; None if not a PES start."""
-    if len(payload) >= 3 and payload[:3] != b"\x00\x00\x01":
+    if len(payload) >= 3 and payload[:3] != START_CODE_PREFIX:
         return None
     if len(payload) >= 4 and payload[3] in _NO_OPTIONAL_HEADER:
         return 6
@@ -72,28 +63,3 @@ def _timestamp(data: bytes, at: int) -> int:
         | data[at + 3] << 7
         | data[at + 4] >> 1
     )
-
-
-def signed_delta(new: int, old: int, modulus: int = PTS_MODULUS) -> int:
-    """The shortest signed step from `old` to `new` on a clock that wraps at `modulus`."""
-    half = modulus // 2
-    return (new - old + half) % modulus - half
-
-
-class TimestampUnwrapper:
-    """Maps wrapping 33-bit (or PCR) values onto a continuous integer timeline."""
-
-    __slots__ = ("_last_raw", "_last_unwrapped", "modulus")
-
-    def __init__(self, modulus: int = PTS_MODULUS) -> None:
-        self.modulus = modulus
-        self._last_raw: int | None = None
-        self._last_unwrapped = 0
-
-    def unwrap(self, raw: int) -> int:
-        if self._last_raw is None:
-            self._last_unwrapped = raw
-        else:
-            self._last_unwrapped += signed_delta(raw, self._last_raw, self.modulus)
-        self._last_raw = raw
-        return self._last_unwrapped

@@ -1,19 +1,14 @@
-"""PSI/SI sections for the TS monitor: reassembly from packets, CRC_32, PAT and PMT.
-
-Sections are small and rare (a few per second), so this part is plain Python; the
-per-packet work of the monitor stays in numpy.
-"""
+"""Program-specific information (ISO/IEC 13818-1 2.4.4): the PAT, the PMT and stream types."""
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
-# CRC-32/MPEG-2 is zlib's CRC-32 without the bit reflection and the final inversion.
-# Reversing the bits of every input byte (bytes.translate, in C) and of the result lets
-# zlib do the work instead of a Python loop over a 4 KB EIT section.
-_BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+from mpegts.packet import NULL_PID
+from mpegts.section import CRC_SIZE, section_size
+
+PAT_TABLE_ID = 0x00
+PMT_TABLE_ID = 0x02
 
 STREAM_TYPE_NAMES: dict[int, str] = {
     0x01: "mpeg1video",
@@ -34,8 +29,10 @@ STREAM_TYPE_NAMES: dict[int, str] = {
 
 VIDEO_STREAM_TYPES = frozenset({0x01, 0x02, 0x10, 0x1B, 0x24, 0x42, 0xEA})
 AUDIO_STREAM_TYPES = frozenset({0x03, 0x04, 0x0F, 0x11, 0x81, 0x87})
+SCTE35_STREAM_TYPE = 0x86
 # Elementary streams that carry sections rather than PES packets.
-SECTION_STREAM_TYPES = frozenset({0x05, 0x86})
+SECTION_STREAM_TYPES = frozenset({0x05, SCTE35_STREAM_TYPE})
+REGISTRATION_DESCRIPTOR_TAG = 0x05
 
 
 def stream_kind(stream_type: int) -> str:
@@ -44,22 +41,11 @@ def stream_kind(stream_type: int) -> str:
         return "video"
     if stream_type in AUDIO_STREAM_TYPES:
         return "audio"
-    if stream_type == 0x86:
+    if stream_type == SCTE35_STREAM_TYPE:
         return "scte35"
     if stream_type in SECTION_STREAM_TYPES:
         return "sections"
     return "data"
-
-
-def crc32_mpeg(data: bytes) -> int:
-    """CRC-32/MPEG-2 of `data`; over a whole section including its CRC_32 it is 0."""
-    reflected = zlib.crc32(data.translate(_BIT_REVERSED)) ^ 0xFFFFFFFF
-    return int(f"{reflected:032b}"[::-1], 2)
-
-
-def section_has_crc(section: bytes) -> bool:
-    """Long-form sections end in CRC_32, and so do TOT and SCTE-35 despite short form."""
-    return bool(section[1] & 0x80) or section[0] in (0x73, 0xFC)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,9 +98,9 @@ class Program:
 
 def parse_pat(section: bytes) -> dict[int, int]:
     """program_number → PMT PID (program 0 names the NIT PID); {} if malformed."""
-    length = 3 + (((section[1] & 0x0F) << 8) | section[2])
+    length = section_size(section)
     programs: dict[int, int] = {}
-    for at in range(8, length - 4 - 3, 4):
+    for at in range(8, length - CRC_SIZE - 3, 4):
         number = (section[at] << 8) | section[at + 1]
         programs[number] = ((section[at + 2] & 0x1F) << 8) | section[at + 3]
     return programs
@@ -122,7 +108,7 @@ def parse_pat(section: bytes) -> dict[int, int]:
 
 def parse_pmt(section: bytes, pmt_pid: int) -> Program | None:
     """The program a PMT section declares; None if the loops overrun the section."""
-    length = 3 + (((section[1] & 0x0F) << 8) | section[2])
+    length = section_size(section)
     if length < 16 or len(section) < length:
         return None
     program_number = (section[3] << 8) | section[4]
@@ -130,7 +116,7 @@ def parse_pmt(section: bytes, pmt_pid: int) -> Program | None:
     pcr_pid = ((section[8] & 0x1F) << 8) | section[9]
     info_length = ((section[10] & 0x0F) << 8) | section[11]
     at = 12 + info_length
-    end = length - 4
+    end = length - CRC_SIZE
     streams = []
     while at + 5 <= end:
         stream_type = section[at]
@@ -152,7 +138,7 @@ def parse_pmt(section: bytes, pmt_pid: int) -> Program | None:
     return Program(
         program_number=program_number,
         pmt_pid=pmt_pid,
-        pcr_pid=None if pcr_pid == 0x1FFF else pcr_pid,
+        pcr_pid=None if pcr_pid == NULL_PID else pcr_pid,
         version=version,
         streams=tuple(streams),
     )
@@ -165,57 +151,7 @@ def _descriptor_summary(descriptors: bytes) -> tuple[tuple[int, ...], str | None
     while at + 2 <= len(descriptors):
         tag, size = descriptors[at], descriptors[at + 1]
         tags.append(tag)
-        if tag == 0x05 and size >= 4:  # registration_descriptor: format_identifier
+        if tag == REGISTRATION_DESCRIPTOR_TAG and size >= 4:  # format_identifier
             registration = descriptors[at + 2 : at + 6].decode("ascii", "replace")
         at += 2 + size
     return tuple(tags), registration
-
-
-SectionHandler = Callable[[bytes], None]
-"""Receives each complete section, in stream order."""
-
-
-class SectionAssembler:
-    """Reassembles the sections of one PID from its packet payloads, in order."""
-
-    __slots__ = ("_buffer", "_handler")
-
-    def __init__(self, handler: SectionHandler) -> None:
-        self._handler = handler
-        self._buffer: bytearray | None = None  # a section in progress
-
-    def reset(self) -> None:
-        """Drop a section in progress (after a lost packet it cannot be completed)."""
-        self._buffer = None
-
-    def push(self, payload: bytes, pusi: bool) -> None:
-        if pusi:
-            if not payload:
-                self._buffer = None
-                return
-            pointer = payload[0]
-            if self._buffer is not None:
-                self._buffer += payload[1 : 1 + pointer]
-                self._drain(final=True)
-            self._buffer = bytearray(payload[1 + pointer :])
-            self._drain(final=False)
-        elif self._buffer is not None:
-            self._buffer += payload
-            self._drain(final=False)
-
-    def _drain(self, *, final: bool) -> None:
-        """Emit every complete section at the front of the buffer."""
-        buffer = self._buffer
-        while buffer is not None:
-            if not buffer or buffer[0] == 0xFF:  # stuffing: the rest of the packet is empty
-                self._buffer = None
-                return
-            if len(buffer) < 3:
-                break
-            length = 3 + (((buffer[1] & 0x0F) << 8) | buffer[2])
-            if len(buffer) < length:
-                break
-            self._handler(bytes(buffer[:length]))
-            del buffer[:length]
-        if final:
-            self._buffer = None

@@ -225,7 +225,9 @@ class FindingLog:
     ) -> None:
         if self.wants_examples(check) > 0:
             self._examples[check].append(
-                _finding(check, message, packet_index, byte_offset, pid),
+                make_finding(
+                    check, message, packet_index=packet_index, byte_offset=byte_offset, pid=pid
+                ),
             )
 
     def results(
@@ -254,13 +256,15 @@ class FindingLog:
         return results
 
 
-def _finding(
+def make_finding(
     check: Check,
     message: str,
-    packet_index: int | None,
-    byte_offset: int | None,
-    pid: int | None,
+    *,
+    packet_index: int | None = None,
+    byte_offset: int | None = None,
+    pid: int | None = None,
 ) -> Finding:
+    """One finding of `check` at a place in the stream."""
     return Finding(
         check_id=check.spec.id,
         name=check.spec.name,
@@ -271,13 +275,28 @@ def _finding(
     )
 
 
-def make_finding(
-    check: Check,
-    message: str,
-    *,
-    packet_index: int | None = None,
-    byte_offset: int | None = None,
-    pid: int | None = None,
-) -> Finding:
-    """A finding for a condition still open at report time (not yet counted in a log)."""
-    return _finding(check, message, packet_index, byte_offset, pid)
+class OpenFindings:
+    """Conditions still open at report time (a PID silent since 6 s), not yet in the log.
+
+    They are placed at the end of what was analysed, and counted in the report without
+    changing the monitor's state, so a live stream can be reported on at any time.
+    """
+
+    def __init__(self, *, packet_index: int, byte_offset: int) -> None:
+        self.packet_index = packet_index
+        self.byte_offset = byte_offset
+        self.items: list[tuple[Check, Finding]] = []
+
+    def add(self, check: Check, message: str, pid: int | None = None) -> None:
+        self.items.append(
+            (
+                check,
+                make_finding(
+                    check,
+                    message,
+                    packet_index=self.packet_index,
+                    byte_offset=self.byte_offset,
+                    pid=pid,
+                ),
+            )
+        )

@@ -12,26 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from epg.si.errors import SiInputError
-
-PACKET_BYTES = 188
-PAYLOAD_BYTES = PACKET_BYTES - 4
-SYNC_BYTE = 0x47
-STUFFING = 0xFF
-
-SDT_PID = 0x0011
-EIT_PID = 0x0012
-TDT_PID = 0x0014  # TDT and TOT share it
+from mpegts.errors import TsInputError
+from mpegts.packet import NULL_PID, PAYLOAD_SIZE, STUFFING_BYTE, SYNC_BYTE
 
 
 class SectionPacketizer:
     """Turns sections into TS packets on ``pid``, carrying the continuity counter across calls."""
 
     def __init__(self, pid: int, continuity_counter: int = 0) -> None:
-        if not 0 <= pid <= 0x1FFE:
-            raise SiInputError(f"PID must be 0..0x1FFE, got 0x{pid:X}")
+        if not 0 <= pid < NULL_PID:
+            raise TsInputError(f"PID must be 0..0x1FFE, got 0x{pid:X}")
         if not 0 <= continuity_counter <= 15:
-            raise SiInputError(f"continuity counter must be 0..15, got {continuity_counter}")
+            raise TsInputError(f"continuity counter must be 0..15, got {continuity_counter}")
         self.pid = pid
         self._cc = continuity_counter
 
@@ -50,7 +42,7 @@ class SectionPacketizer:
             )
         )
         self._cc = (self._cc + 1) & 0x0F
-        return header + payload + bytes((STUFFING,)) * (PAYLOAD_BYTES - len(payload))
+        return header + payload + bytes((STUFFING_BYTE,)) * (PAYLOAD_SIZE - len(payload))
 
     def packetize(self, sections: Iterable[bytes], *, pack: bool = True) -> list[bytes]:
         """TS packets for ``sections``; ``pack=False`` starts every section in a new packet."""
@@ -68,19 +60,19 @@ class SectionPacketizer:
         while position < len(data):
             while next_start < len(starts) and starts[next_start] < position:
                 next_start += 1
-            offset = starts[next_start] - position if next_start < len(starts) else PAYLOAD_BYTES
-            if offset < PAYLOAD_BYTES - 1:
+            offset = starts[next_start] - position if next_start < len(starts) else PAYLOAD_SIZE
+            if offset < PAYLOAD_SIZE - 1:
                 # A section starts here: pointer_field, then the rest of the payload.
-                chunk = bytes(data[position : position + PAYLOAD_BYTES - 1])
+                chunk = bytes(data[position : position + PAYLOAD_SIZE - 1])
                 packets.append(self._packet(bytes((offset,)) + chunk, start=True))
                 position += len(chunk)
-            elif offset == PAYLOAD_BYTES - 1:
+            elif offset == PAYLOAD_SIZE - 1:
                 # It would start on the last byte, where no pointer_field can reach:
                 # end this packet with one stuffing byte and start it in the next.
                 packets.append(self._packet(bytes(data[position : position + offset]), False))
                 position += offset
             else:
-                chunk = bytes(data[position : position + PAYLOAD_BYTES])
+                chunk = bytes(data[position : position + PAYLOAD_SIZE])
                 packets.append(self._packet(chunk, start=False))
                 position += len(chunk)
         return packets
