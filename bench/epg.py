@@ -236,7 +236,8 @@ def main() -> None:
         for channel in runtime.registry:
             events = si_events(services.compiler.epg_horizon(channel.id, MONDAY))
             eit_events += len(events)
-            packets += len(si_transport_stream(channel, runtime.registry, events, at)) // 188
+            data = si_transport_stream(channel, runtime.registry, events, at, zone=ZONE)
+            packets += len(data) // 188
         t1 = time.perf_counter()
         stage(f"EIT p/f+schedule, SDT, TDT/TOT ({packets} pkts)", t1 - t0, eit_events)
         assert result.version is not None

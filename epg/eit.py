@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from channels import Channel, ChannelRegistry
 from epg.compiler import EPG_HORIZON_DAYS
@@ -22,14 +23,12 @@ from epg.si import (
     SiEvent,
     SiService,
     TextEncoding,
+    ZoneTot,
     eit_present_following,
     eit_schedule,
     sdt,
     tdt,
-    tot,
 )
-
-BEIJING_OFFSET_MINUTES = 480
 
 
 def si_events(horizon: Iterable[EpgEntry]) -> list[SiEvent]:
@@ -53,9 +52,10 @@ def si_transport_stream(
     events: Iterable[SiEvent],
     at: datetime,
     *,
+    zone: ZoneInfo,
     encoding: TextEncoding = TextEncoding.GB2312,
 ) -> bytes:
-    """The SI valid at `at` for one channel, as 188-byte TS packets."""
+    """The SI valid at `at` for one channel, as 188-byte TS packets (TOT in ``zone``)."""
     service = SiService.from_channel(channel, registry.network)
     neighbours = [
         SiService.from_channel(c, registry.network)
@@ -72,7 +72,7 @@ def si_transport_stream(
     )
     eit_sections = eit_present_following(service, listed, at, encoding=encoding)
     eit_sections += eit_schedule(service, listed, at, days=EPG_HORIZON_DAYS, encoding=encoding)
-    time_sections = [tdt(at), tot(at, BEIJING_OFFSET_MINUTES)]
+    time_sections = [tdt(at), ZoneTot(zone)(at)]
     packets = SectionPacketizer(SDT_PID).packetize(sdt_sections)
     packets += SectionPacketizer(EIT_PID).packetize(eit_sections)
     packets += SectionPacketizer(TDT_PID).packetize(time_sections, pack=False)

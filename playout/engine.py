@@ -304,6 +304,7 @@ class PlayoutEngine:
                 self.wall_clock(0) + timedelta(microseconds=(t - self.wire_pts(0)) * 100 // 9)
             ),
             start_90k=self.wire_pts(first) - MUX_SHIFT_TICKS,
+            zone=self.rundown.zone,
         )
         self._scheduler = scheduler
         self._si_base = si_events(timeline.rundowns())

@@ -20,12 +20,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from channels.profiles import profile_by_name
 from epg.rundown import Rundown, RundownService
 from epg.si.events import SiEvent
 from epg.si.services import SiService, service_type_for
-from epg.si.tables import eit_present_following, eit_schedule, sdt, tdt, tot
+from epg.si.tables import ZoneTot, eit_present_following, eit_schedule, sdt, tdt
 from mpegts import EIT_PID, SDT_PID, TDT_PID, SectionPacketizer
 from playout.cues import SCTE35_PID, splice_null
 
@@ -101,8 +102,10 @@ class SiScheduler:
         events: Sequence[SiEvent],
         wall_clock: Callable[[int], datetime],
         start_90k: int,
+        zone: ZoneInfo,
     ) -> None:
         self._service = si_service(service)
+        self._tot = ZoneTot(zone)  # local time offset of the rundown's (settings') zone
         self._events = list(events)
         self._starts = [e.start for e in self._events]
         self._pf_events = self._events
@@ -212,7 +215,7 @@ class SiScheduler:
         if name == "tdt":
             return [tdt(now)]
         if name == "tot":
-            return [tot(now)]
+            return [self._tot(now)]
         if name == "pf":
             return self._present_following(now)
         return self._schedule(now)

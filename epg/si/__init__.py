@@ -35,6 +35,7 @@ from epg.si.events import SiEvent
 from epg.si.sections import content_version
 from epg.si.services import RunningStatus, ServiceType, SiService, service_type_for
 from epg.si.tables import (
+    ZoneTot,
     eit_present_following,
     eit_schedule,
     present_following,
@@ -80,6 +81,7 @@ __all__ = [
     "SiService",
     "TextEncoding",
     "TotSection",
+    "ZoneTot",
     "content_version",
     "crc32_mpeg2",
     "decode_duration",

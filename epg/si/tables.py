@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 from epg.si.descriptors import (
     DEFAULT_COUNTRY,
@@ -44,7 +45,7 @@ from epg.si.sections import (
 )
 from epg.si.services import RunningStatus, SiService
 from epg.si.text import TextEncoding
-from epg.si.time_codes import encode_duration, encode_utc_time, utc_datetime
+from epg.si.time_codes import encode_duration, encode_utc_time, utc_datetime, zone_offsets
 
 logger = logging.getLogger(__name__)
 
@@ -366,7 +367,7 @@ def tdt(now: datetime) -> bytes:
 
 def tot(
     now: datetime,
-    offset_minutes: int = 480,
+    offset_minutes: int,
     *,
     country: str = DEFAULT_COUNTRY,
     time_of_change: datetime | None = None,
@@ -374,10 +375,11 @@ def tot(
 ) -> bytes:
     """TOT (table_id 0x73): UTC time and the local_time_offset descriptor, with CRC.
 
-    China keeps +08:00 all year, so by default next_time_offset equals the
-    offset and time_of_change is 00:00 UTC on 1 January of the year after
-    ``now``: a date in the future (receivers apply local_time_offset before it),
-    and one that changes once a year rather than with every section.
+    Without ``time_of_change``, next_time_offset equals the offset and
+    time_of_change is 00:00 UTC on 1 January of the year after ``now``: a date in
+    the future (receivers apply local_time_offset before it), and one that changes
+    once a year rather than with every section. ``tot_for_zone`` fills both in
+    from the zone database.
     """
     moment = utc_datetime(now, "now")
     change = time_of_change
@@ -391,3 +393,31 @@ def tot(
     )
     body = encode_utc_time(moment) + (0xF000 | len(loop)).to_bytes(2, "big") + loop
     return short_section(table_id=TOT, body=body, with_crc=True)
+
+
+class ZoneTot:
+    """TOT sections for one time zone (the settings' zone, carried by the rundown).
+
+    The offsets come from ``zone_offsets`` and are kept until their next change,
+    so a TOT every few seconds costs no zone-database scan.
+    """
+
+    def __init__(self, zone: ZoneInfo, *, country: str = DEFAULT_COUNTRY) -> None:
+        self.zone = zone
+        self.country = country
+        self._valid: tuple[datetime, datetime, int, int] | None = None
+
+    def __call__(self, now: datetime) -> bytes:
+        moment = utc_datetime(now, "now")
+        valid = self._valid
+        if valid is None or not valid[0] <= moment < valid[1]:
+            offset, change, following = zone_offsets(self.zone, moment)
+            valid = self._valid = (moment, change, offset, following)
+        _, change, offset, following = valid
+        return tot(
+            moment,
+            offset,
+            country=self.country,
+            time_of_change=change,
+            next_offset_minutes=following,
+        )

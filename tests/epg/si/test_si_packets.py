@@ -32,7 +32,7 @@ def reassemble(pid: int, packets: list[bytes]) -> list[bytes]:
 def test_time_tables_share_a_packet_and_read_back() -> None:
     # The generic packetizer and reassembler are tested in tests/mpegts; here the SI
     # sections playout sends on the TDT PID go through them and parse back intact.
-    sections = [tdt(NOW), tot(NOW)]
+    sections = [tdt(NOW), tot(NOW, 480)]
     (packet,) = SectionPacketizer(TDT_PID).packetize(sections)
     received = reassemble(TDT_PID, [packet])
     assert received == sections

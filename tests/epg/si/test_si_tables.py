@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +18,7 @@ from epg.si import (
     SiInputError,
     SiService,
     TextEncoding,
+    ZoneTot,
     decode_eit,
     decode_sdt,
     decode_tdt,
@@ -73,8 +75,9 @@ def test_tdt_published_example() -> None:
 
 
 def test_tot_china_offset() -> None:
+    # independent judge: published EN 300 468 field layout (bytes below, computed by hand)
     now = datetime(2025, 3, 3, 1, 2, 3, tzinfo=UTC)
-    section = tot(now)
+    section = ZoneTot(ZoneInfo("Asia/Shanghai"))(now)
     parse_section(section)  # CRC verified
     decoded = decode_tot(section)
     assert decoded.utc == now
@@ -89,6 +92,17 @@ def test_tot_china_offset() -> None:
     assert section[10:12] == b"\x58\x0d"
     assert section[12:25] == b"CHN\x02\x08\x00" + bytes.fromhex("EE71000000") + b"\x08\x00"
     assert section[0] == 0x73 and section[1] & 0x80 == 0  # section_syntax_indicator 0
+
+
+def test_tot_for_a_zone_with_daylight_saving_announces_the_change() -> None:
+    # The settings' zone drives the TOT: Berlin leaves summer time at 01:00 UTC on 25 Oct.
+    berlin = ZoneTot(ZoneInfo("Europe/Berlin"), country="DEU")
+    (offset,) = decode_tot(berlin(datetime(2026, 9, 1, tzinfo=UTC))).offsets
+    assert offset.offset_minutes == 120 and offset.next_offset_minutes == 60
+    assert offset.time_of_change == datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
+    (after,) = decode_tot(berlin(datetime(2026, 10, 26, tzinfo=UTC))).offsets
+    assert after.offset_minutes == 60 and after.next_offset_minutes == 120
+    assert after.time_of_change == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
 
 
 def test_tot_negative_offset() -> None:
