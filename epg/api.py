@@ -13,14 +13,16 @@ stamp is the newest schedule version, so any load or rollback misses the cache.
 # runtime, and the key dependency is a closure it could not resolve from a string.
 import gzip
 import logging
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 
+from epg.cells import FIRST_DAY, LAST_DAY
 from epg.context import EpgServices
 from epg.partners import Partner
 from epg.schedule import broadcast_date_of
@@ -63,13 +65,34 @@ class GuideCache:
                 self._items.popitem(last=False)
 
 
+# RFC 9110 §12.4.2: a qvalue is 0 to 1 with at most three decimals.
+_QVALUE = re.compile(r"^q=(0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$")
+
+
 def _accepts_gzip(header: str | None) -> bool:
-    for part in (header or "").split(","):
+    """Whether Accept-Encoding allows gzip. A malformed entry is ignored, never a 500."""
+    for part in (header or "")[:1024].split(","):
         name, _, params = part.strip().partition(";")
-        if name.strip().lower() in ("gzip", "*"):
-            q = params.strip().lower()
-            return not (q.startswith("q=") and float(q[2:] or 0) == 0)
+        if name.strip().lower() not in ("gzip", "*"):
+            continue
+        q = params.strip().lower().replace(" ", "")
+        if not q:
+            return True
+        match = _QVALUE.match(q)
+        if match is None:
+            continue  # `gzip;q=abc`: not a valid preference, so not one to honour
+        return float(match[1]) > 0
     return False
+
+
+def _first_day(value: date | None, default: date) -> date:
+    """The `from` query parameter, inside the broadcast days a schedule may hold."""
+    if value is None:
+        return default
+    last = LAST_DAY - timedelta(days=MAX_DAYS)
+    if not FIRST_DAY <= value <= last:
+        raise HTTPException(422, f"from must be a day between {FIRST_DAY} and {last}")
+    return value
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -108,6 +131,7 @@ def make_router(services: EpgServices, *, cache_size: int = 64) -> APIRouter:
     def guide(
         request: Request, who: Partner, channel_ids: list[str], first: date | None, days: int
     ) -> Response:
+        channel_ids = list(dict.fromkeys(channel_ids))  # `?channels=a,a,a,…` renders a once
         denied = [c for c in channel_ids if not who.may_see(c)]
         if denied:
             raise HTTPException(403, f"key of {who.name} may not see {', '.join(denied)}")
@@ -115,7 +139,7 @@ def make_router(services: EpgServices, *, cache_size: int = 64) -> APIRouter:
         if unknown:
             raise HTTPException(404, f"no channel {', '.join(unknown)}")
         runtime = services.runtime
-        start = first or broadcast_date_of(runtime.clock.now(), runtime.zone)
+        start = _first_day(first, broadcast_date_of(runtime.clock.now(), runtime.zone))
         key = (tuple(sorted(set(channel_ids))), start, days, services.schedules.stamp())
         rendered = cache.get(key)
         if rendered is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
@@ -15,8 +16,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from core.errors import BadInputError
+from epg.cells import FIRST_DAY, LAST_DAY, shown
 from epg.eit import si_events, si_transport_stream
-from epg.errors import ScheduleRejected
+from epg.errors import ScheduleRejected, StorageFullError
 from epg.rundown import rundown_path
 from epg.schedule import broadcast_date_of
 from epg.si import TextEncoding
@@ -43,9 +45,12 @@ def _services(ctx: typer.Context) -> EpgServices:
 
 def _date(text: str, option: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
-        raise BadInputError(f"{option} {text!r} is not a date: use YYYY-MM-DD") from None
+        raise BadInputError(f"{option} {shown(text)} is not a date: use YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadInputError(f"{option} {day} is outside {FIRST_DAY.year}–{LAST_DAY.year}")
+    return day
 
 
 def _instant(text: str, option: str) -> datetime:
@@ -68,8 +73,16 @@ def _write(data: bytes, output: Path | None) -> None:
     if output is None:
         typer.echo(data.decode("utf-8"), nl=False)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(data)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(data)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise StorageFullError(
+            f"{output}: the disk is full, the file is incomplete: free space there and run "
+            "the command again"
+        ) from None
 
 
 # -- schedule ------------------------------------------------------------------
@@ -116,6 +129,11 @@ def load(
         except ScheduleRejected as exc:
             if as_json:
                 typer.echo(json.dumps(exc.as_json(), ensure_ascii=False, indent=2))
+            raise
+        except BadInputError as exc:
+            if as_json:  # the file could not be read at all: one error, no row list
+                refusal = {"source": file.name, "ok": False, "errors": [{"message": str(exc)}]}
+                typer.echo(json.dumps(refusal, ensure_ascii=False, indent=2))
             raise
     if as_json:
         typer.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
@@ -285,7 +303,9 @@ def si(
     day = broadcast_date_of(moment, runtime.zone)
     events = si_events(services.compiler.epg_horizon(target.id, day))
     encoding = TextEncoding.UTF8 if utf8 else TextEncoding.GB2312
-    data = si_transport_stream(target, runtime.registry, events, moment, encoding=encoding)
+    data = si_transport_stream(
+        target, runtime.registry, events, moment, zone=runtime.zone, encoding=encoding
+    )
     _write(data, output)
     typer.echo(f"{output}: {len(data) // 188} TS packets, {len(events)} EIT events")
 

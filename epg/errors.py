@@ -1,14 +1,21 @@
-"""The EPG package's errors, under core's tree.
+"""Every error the EPG package raises, under core's tree.
 
-EpgError
-├── ScheduleFormatError   the schedule file cannot be read at all (encoding, not a table)
-├── ScheduleRejected      the file was read but failed validation: carries every problem
-├── NoScheduleError       nothing is loaded for a channel and day (compile, rollback)
-├── PartnerError          partner name or key problems (`skyclass epg partners`)
-└── XmltvError            XMLTV output failed its own validation (a bug of ours: exit 1)
+SkyclassError (core.errors)
+└── EpgError
+    ├── CellError            one cell's value cannot be used (validation turns it into a Problem)
+    ├── ScheduleFormatError  the schedule file cannot be read at all: encoding, not a table,
+    │                        too large, a damaged or unsafe workbook, an empty week
+    ├── ScheduleRejected     the file was read but failed validation: carries every problem
+    ├── NoScheduleError      nothing is loaded for a channel and day (compile, rollback)
+    ├── PartnerError         partner name or key problems (`skyclass epg partners`)
+    ├── RundownError         a rundown file is missing, malformed or from another format
+    ├── StorageFullError     a disk is full (the database's, or an output file's): exit 1
+    ├── XmltvError           XMLTV output failed its own validation (a bug of ours: exit 1)
+    └── epg.si.SiError       the DVB SI encoder's own tree (epg/si/errors.py)
 
-Every message says where (file, row, column) and what to do; the CLI maps the
-BadInputError ones to exit code 2.
+All but StorageFullError and XmltvError are also core.errors.BadInputError: the
+CLI exits with code 2 and prints the message, which says where (file, row, column)
+and what to do. A refusal never changes the database.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.errors import BadInputError, SkyclassError
+
+SHOWN_PROBLEMS = 20  # a refusal prints this many problems; `--json` lists them all
 
 
 class EpgError(SkyclassError):
@@ -44,12 +53,20 @@ class Problem:
         }
 
 
+class CellError(EpgError, BadInputError):
+    """A cell's value cannot be used; the message says what to write instead."""
+
+
 class ScheduleFormatError(EpgError, BadInputError):
     """The file is not a readable schedule (wrong encoding, missing header, bad JSON)."""
 
 
 class ScheduleRejected(EpgError, BadInputError):
-    """Validation found errors: nothing was stored. Lists every problem."""
+    """Validation found errors: nothing was stored. Lists every problem.
+
+    The message shows one line for a single error, else a summary line and the
+    first SHOWN_PROBLEMS errors with a count of the rest; `as_json` has them all.
+    """
 
     def __init__(
         self, source: str, errors: Sequence[Problem], warnings: Sequence[Problem] = ()
@@ -57,11 +74,24 @@ class ScheduleRejected(EpgError, BadInputError):
         self.source = source
         self.errors = tuple(errors)
         self.warnings = tuple(warnings)
-        lines = "\n".join(f"  {source}: {p}" for p in self.errors)
-        super().__init__(
-            f"{source}: schedule refused with {len(self.errors)} error(s); nothing was "
-            f"changed. Fix them and load the file again:\n{lines}"
-        )
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        if len(self.errors) == 1:
+            return (
+                f"{self.source}: {self.errors[0]} (schedule refused; nothing was changed: "
+                "fix it and load the file again)"
+            )
+        shown = self.errors[:SHOWN_PROBLEMS]
+        lines = [
+            f"{self.source}: schedule refused with {len(self.errors)} errors; nothing was "
+            "changed. Fix them and load the file again:",
+            *(f"  {self.source}: {p}" for p in shown),
+        ]
+        rest = len(self.errors) - len(shown)
+        if rest:
+            lines.append(f"  … and {rest} more error(s): `--json` lists every one")
+        return "\n".join(lines)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -80,5 +110,13 @@ class PartnerError(EpgError, BadInputError):
     """A partner (省级台) name or API key problem."""
 
 
+class RundownError(EpgError, BadInputError):
+    """A rundown file cannot be used: missing, malformed or another format's."""
+
+
+class StorageFullError(EpgError):
+    """A disk is full: a database transaction was rolled back, or an output is incomplete."""
+
+
 class XmltvError(EpgError):
-    """Our XMLTV output broke the DTD or the validator rules: a bug, not operator input."""
+    """Our XMLTV output broke the schema or the validator rules: a bug, not operator input."""

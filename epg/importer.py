@@ -76,7 +76,8 @@ class ScheduleImporter:
         """
         report = self.check(path, progress)
         if not report.ok:
-            logger.warning("%s refused: %d error(s)", path, len(report.errors))
+            # info, not warning: the CLI prints the refusal itself, once.
+            logger.info("%s refused: %d error(s)", path, len(report.errors))
             raise ScheduleRejected(report.source.name, report.errors, report.warnings)
         if dry_run:
             return LoadResult(report=report, version=None)

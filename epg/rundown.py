@@ -20,15 +20,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.clock import DEFAULT_TIMEZONE
-from core.errors import BadInputError
 from core.timecode import FPS
+from epg.errors import RundownError as RundownError  # re-exported: playout imports it here
 
 RUNDOWN_FORMAT = "skyclass-rundown/1"
 DAY_FRAMES = 24 * 3600 * FPS
-
-
-class RundownError(BadInputError):
-    pass
 
 
 class EventType(StrEnum):

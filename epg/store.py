@@ -11,17 +11,19 @@ from __future__ import annotations
 import difflib
 import hmac
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from core.orm import Base, UtcDateTime
-from epg.errors import NoScheduleError, PartnerError
+from epg.errors import NoScheduleError, PartnerError, StorageFullError
 from epg.partners import Partner, hash_key, new_key
 from epg.schedule import DayDiff, DaySchedule, ScheduledEvent, ScheduleVersion
 
@@ -106,6 +108,50 @@ def _diff_from_json(data: Mapping[str, Any]) -> DayDiff:
         added=tuple(data.get("added", ())),
         removed=tuple(data.get("removed", ())),
     )
+
+
+_SQLITE_FULL = 13  # sqlite3 result codes (the low byte of an extended code)
+_SQLITE_IOERR = 10
+_PG_DISK_FULL = "53100"
+
+
+def _database_place(sessions: sessionmaker[Session]) -> str:
+    """Where the database lives, for a message: its folder for SQLite, host/name otherwise."""
+    bind = sessions.kw.get("bind")
+    url = getattr(bind, "url", None)
+    if url is None:
+        return "the database"
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(url.database).resolve()
+        return f"{path.parent} (database {path.name})"
+    return f"the database server {url.host or 'localhost'}, database {url.database}"
+
+
+@contextmanager
+def storage_errors(sessions: sessionmaker[Session]) -> Iterator[None]:
+    """Turn "disk full" from any database into one line that says so and where.
+
+    SQLAlchemy's own message quotes the statement and its parameters (a KB of SQL);
+    the transaction was rolled back, so nothing was stored.
+    """
+    try:
+        yield
+    except DBAPIError as exc:
+        orig = exc.orig
+        code = getattr(orig, "sqlite_errorcode", None)
+        full = (
+            (code is not None and code & 0xFF == _SQLITE_FULL)
+            or getattr(orig, "sqlstate", None) == _PG_DISK_FULL
+            or "disk is full" in str(orig)
+        )
+        io_error = code is not None and code & 0xFF == _SQLITE_IOERR
+        if not (full or io_error):
+            raise
+        what = "is full" if full else f"failed a write ({orig}; a full disk does this)"
+        raise StorageFullError(
+            f"the disk under {_database_place(sessions)} {what}: nothing was stored; free "
+            "space there and run the command again"
+        ) from None
 
 
 class ScheduleStore:
@@ -208,7 +254,7 @@ class ScheduleStore:
         note: str = "",
     ) -> ScheduleVersion:
         """Store one new version holding every given channel-day, in one transaction."""
-        with self._sessions() as session, session.begin():
+        with storage_errors(self._sessions), self._sessions() as session, session.begin():
             version = ScheduleVersionRow(
                 created_by=created_by,
                 created_at=at,
@@ -311,7 +357,7 @@ class PartnerStore:
             raise PartnerError("a partner needs a NAME, e.g. 湖北广电")
         key = new_key()
         try:
-            with self._sessions() as session, session.begin():
+            with storage_errors(self._sessions), self._sessions() as session, session.begin():
                 row = session.scalars(select(PartnerRow).where(PartnerRow.name == name)).first()
                 if row is not None and row.revoked_at is None:
                     raise PartnerError(
@@ -338,7 +384,7 @@ class PartnerStore:
             ]
 
     def revoke(self, name: str, *, at: datetime) -> Partner:
-        with self._sessions() as session, session.begin():
+        with storage_errors(self._sessions), self._sessions() as session, session.begin():
             row = session.scalars(select(PartnerRow).where(PartnerRow.name == name)).first()
             if row is None:
                 raise PartnerError(f"no partner {name!r}: `skyclass epg partners list` shows them")

@@ -12,6 +12,7 @@ Validation never writes; the caller stores the result only if `errors` is empty.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 from collections import defaultdict
@@ -23,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 from channels import Channel, ChannelRegistry
 from core.timecode import FPS
-from epg.cells import CellError, parse_clock, parse_date, parse_duration, parse_mode, parse_type
-from epg.errors import Problem
+from epg.cells import parse_clock, parse_date, parse_duration, parse_mode, parse_type
+from epg.errors import CellError, Problem
 from epg.rundown import EventType, StartMode
 from epg.schedule import (
     CellValue,
@@ -446,23 +447,28 @@ def _check_day(
             )
 
     lessons = [p for p in items if p.type is not None and p.type.is_lesson]
+    # Linear in the day's events (a hostile file may hold thousands of ads and lessons):
+    # lessons are in start order, so the running maximum of their ends is sorted too.
+    lesson_starts = [p.start or 0 for p in lessons]
+    furthest_end = list(itertools.accumulate((p.end for p in lessons), max))
+    first_end = min((p.end for p in lessons), default=None)
+    last_start = max(lesson_starts, default=None)
     for item in items:
         if item.type is None or not item.type.is_commercial:
             continue
         assert item.start is not None
-        inside = [
-            p for p in lessons if p.start is not None and p.start < item.end and item.start < p.end
-        ]
-        if inside:
+        # The first lesson that starts before this item ends and ends after it starts.
+        first = bisect.bisect_right(furthest_end, item.start)
+        if first < bisect.bisect_left(lesson_starts, item.end):
             findings.error(
                 item.row,
                 "start",
-                f"this {item.type.value} falls inside the lesson at {inside[0].row.where}: "
+                f"this {item.type.value} falls inside the lesson at {lessons[first].row.where}: "
                 "a lesson is never cut; move it to a break between two lessons",
             )
             continue
-        lesson_before = any(p.end <= item.start for p in lessons)
-        lesson_after = any(p.start is not None and p.start >= item.end for p in lessons)
+        lesson_before = first_end is not None and first_end <= item.start
+        lesson_after = last_start is not None and last_start >= item.end
         if not (lesson_before and lesson_after):
             side = "before" if not lesson_before else "after"
             findings.error(

@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input (one clear line), 1 any other failure.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import traceback
@@ -14,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError
 
 import channels.cli
 import epg.cli
@@ -128,13 +130,22 @@ def main(argv: list[str] | None = None, *, obj: Runtime | None = None) -> int:
     except Exception as exc:  # a bug or the machine: say so, keep the traceback behind --debug
         if debug:
             traceback.print_exc()
-        err.print(
-            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-            markup=False,
-            highlight=False,
-        )
+        err.print(_unexpected(exc), markup=False, highlight=False)
         return 1
     return result if isinstance(result, int) else 0
+
+
+def _unexpected(exc: Exception) -> str:
+    """One line for an error nobody raised on purpose: a full disk says so and where;
+    a database error shows the driver's message, not SQLAlchemy's statement dump."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return f"error: the disk is full{where}: free space there and run the command again"
+    if isinstance(exc, DBAPIError):
+        orig = " ".join(str(exc.orig).split())[:200]
+        return f"error: database error: {orig} (run with --debug for the statement)"
+    text = " ".join(str(exc).split())[:300]
+    return f"error: unexpected {type(exc).__name__}: {text} (run with --debug for the traceback)"
 
 
 def run() -> None:

@@ -32,15 +32,19 @@ class CsvReader(ScheduleReader):
     suffixes = (".csv", ".txt")
 
     def rows(self, data: bytes, name: str) -> Iterable[ScheduleRow]:
-        reader = csv.reader(io.StringIO(decode(data, name), newline=""))
+        # strict: a quote left open at the end of the file is a file cut short, not a cell.
+        reader = csv.reader(io.StringIO(decode(data, name), newline=""), strict=True)
         try:
             header = next(reader)
         except StopIteration:
             raise ScheduleFormatError(f"{name}: empty file: add a header row") from None
         except csv.Error as exc:
-            raise ScheduleFormatError(f"{name}: not CSV ({exc})") from None
+            raise ScheduleFormatError(f"{name}: line 1: not CSV ({exc})") from None
         try:
-            body = list(reader)
+            # table_rows stops at MAX_ROWS, so a huge file is not split into lists first.
+            return list(table_rows(header, reader, name))
         except csv.Error as exc:
-            raise ScheduleFormatError(f"{name}: line {reader.line_num}: not CSV ({exc})") from None
-        return list(table_rows(header, body, name))
+            raise ScheduleFormatError(
+                f"{name}: line {reader.line_num}: not CSV ({exc}): the file may be cut short; "
+                "save it again from the spreadsheet"
+            ) from None
