@@ -19,6 +19,7 @@ from pathlib import Path
 from ingest.asset import Attachment, AttachmentKind
 from ingest.errors import PackageError
 from ingest.library import content_path
+from ingest.staging import StagingJob
 
 __all__ = ["PackageError", "PackageFile", "scan_package", "store_file"]
 
@@ -97,13 +98,20 @@ def sha256_of(path: Path) -> str:
 
 
 def store_file(
-    source: Path, media_root: Path, suffix: str, *, move: bool = False, sha: str | None = None
+    source: Path,
+    media_root: Path,
+    suffix: str,
+    *,
+    move: bool = False,
+    sha: str | None = None,
+    staging: StagingJob | None = None,
 ) -> tuple[Path, str, bool]:
     """Put a file at its content address; returns (path, sha256, created_now).
 
-    Copies go through a temporary file in the media root and an atomic rename, so a
-    crash never leaves a partial file under a content address. `sha` is the digest of
-    `source` when the caller has already computed it (ingest hashes while verifying).
+    Copies go through a temporary file and an atomic rename, so a crash never leaves
+    a partial file under a content address; with ``staging`` the temporary file is
+    the job's, which the next ingest sweeps if this one is killed. `sha` is the
+    digest of `source` when the caller has already computed it.
     """
     sha = sha or sha256_of(source)
     target = content_path(media_root, sha, suffix)
@@ -115,8 +123,11 @@ def store_file(
     if move:
         os.replace(source, target)
         return target, sha, True
-    fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=target.parent)
-    os.close(fd)
+    if staging is not None:
+        tmp_name = str(staging.path(f"-part-{sha[:16]}{suffix}"))
+    else:
+        fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=target.parent)
+        os.close(fd)
     try:
         shutil.copyfile(source, tmp_name)
         os.replace(tmp_name, target)
@@ -127,13 +138,15 @@ def store_file(
 
 
 def store_attachments(
-    files: list[PackageFile], media_root: Path
+    files: list[PackageFile], media_root: Path, *, staging: StagingJob | None = None
 ) -> tuple[list[Attachment], list[Path]]:
     """Store package files; returns the records and the files created by this call."""
     records: list[Attachment] = []
     created: list[Path] = []
     for item in files:
-        path, sha, new = store_file(item.path, media_root, item.path.suffix.lower())
+        path, sha, new = store_file(
+            item.path, media_root, item.path.suffix.lower(), staging=staging
+        )
         if new:
             created.append(path)
         records.append(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from ingest.library import AssetLibrary
 from ingest.normalize import encode, plan_audio, reaudio, verify
 from ingest.package import scan_package, sha256_of, store_attachments, store_file
 from ingest.probe import MediaProbe, probe
+from ingest.staging import StagingArea
 
 __all__ = ["IngestError", "IngestOutcome", "IngestRequest", "Ingester", "QcRejectedError"]
 
@@ -93,6 +93,7 @@ class Ingester:
         self.policy = policy
         self.config = config
         self.clock = clock
+        StagingArea(library.media_root).sweep()  # what interrupted ingests left behind
 
     # -- validation ------------------------------------------------------------------
 
@@ -190,95 +191,98 @@ class Ingester:
             )
             plan = plan_audio(qc.loudness, self.config)
             media_root = self.library.media_root
-            staging = media_root / ".staging"
-            staging.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix="ingest-", suffix=".mkv", dir=staging)
-            os.close(fd)
-            tmp = Path(tmp_name)
-            created: list[Path] = []
-            try:
-                frames = encode(
-                    media,
-                    tmp,
-                    profile=profile,
-                    plan=plan,
-                    copy_video=copy_video,
-                    config=self.config,
-                    field_order=field_order,
-                    progress=report("encode", 0.45, 0.9),
-                )
-                lap("encode")
-                output_sha = hasher.submit(sha256_of, tmp)
-                checked = verify(tmp, profile=profile, frames=frames, config=self.config)
-                trim = 0.0
-                for _attempt in range(2):
-                    if checked.ok or not math.isfinite(checked.loudness.integrated_lufs):
-                        break
-                    # Corrective audio passes: trim by the measured residual error.
-                    trim += self.config.target_lufs - checked.loudness.integrated_lufs
-                    peak_over = checked.loudness.true_peak_dbtp - self.config.max_true_peak_dbtp
-                    corrected = replace(
-                        plan_audio(qc.loudness, self.config, trim_db=trim),
-                        limit=plan.limit or peak_over > 0,
-                        ceiling_dbtp=self.config.limiter_ceiling_dbtp - max(0.0, peak_over),
+            # The job's files live under a lock in media/.staging until stored; a
+            # killed ingest's are swept by the next one (ingest.staging).
+            with StagingArea(media_root).job() as job:
+                tmp = job.path(".mkv")
+                created: list[Path] = []
+                try:
+                    frames = encode(
+                        media,
+                        tmp,
+                        profile=profile,
+                        plan=plan,
+                        copy_video=copy_video,
+                        config=self.config,
+                        field_order=field_order,
+                        progress=report("encode", 0.45, 0.9),
                     )
-                    logger.info("%s: corrective audio pass %s", request.source.name, corrected)
-                    second = tmp.with_name(tmp.stem + "-2.mkv")
-                    try:
-                        reaudio(tmp, media, second, profile=profile, plan=corrected, frames=frames)
-                        os.replace(second, tmp)
-                    finally:
-                        second.unlink(missing_ok=True)
+                    lap("encode")
                     output_sha = hasher.submit(sha256_of, tmp)
-                    plan = corrected
                     checked = verify(tmp, profile=profile, frames=frames, config=self.config)
-                lap("verify")
-                if not checked.ok:
-                    raise NormalizeError(
-                        f"{request.source.name}: the house-format output failed verification: "
-                        + "; ".join(checked.problems)
+                    trim = 0.0
+                    for _attempt in range(2):
+                        if checked.ok or not math.isfinite(checked.loudness.integrated_lufs):
+                            break
+                        # Corrective audio passes: trim by the measured residual error.
+                        trim += self.config.target_lufs - checked.loudness.integrated_lufs
+                        peak_over = checked.loudness.true_peak_dbtp - self.config.max_true_peak_dbtp
+                        corrected = replace(
+                            plan_audio(qc.loudness, self.config, trim_db=trim),
+                            limit=plan.limit or peak_over > 0,
+                            ceiling_dbtp=self.config.limiter_ceiling_dbtp - max(0.0, peak_over),
+                        )
+                        logger.info("%s: corrective audio pass %s", request.source.name, corrected)
+                        second = tmp.with_name(tmp.stem + "-2.mkv")
+                        try:
+                            reaudio(
+                                tmp, media, second, profile=profile, plan=corrected, frames=frames
+                            )
+                            os.replace(second, tmp)
+                        finally:
+                            second.unlink(missing_ok=True)
+                        output_sha = hasher.submit(sha256_of, tmp)
+                        plan = corrected
+                        checked = verify(tmp, profile=profile, frames=frames, config=self.config)
+                    lap("verify")
+                    if not checked.ok:
+                        raise NormalizeError(
+                            f"{request.source.name}: the house-format output failed verification: "
+                            + "; ".join(checked.problems)
+                        )
+                    report("store", 0.9, 1.0)(0.0)
+                    source_sha = source_hash.result()
+                    stored, sha, new = store_file(
+                        tmp, media_root, ".mkv", move=True, sha=output_sha.result()
                     )
-                report("store", 0.9, 1.0)(0.0)
-                source_sha = source_hash.result()
-                stored, sha, new = store_file(
-                    tmp, media_root, ".mkv", move=True, sha=output_sha.result()
-                )
-                if new:
-                    created.append(stored)
-                attachments: list[Attachment] = []
-                if package_files:
-                    attachments, made = store_attachments(package_files, media_root)
-                    created += made
-                qc_json = qc.as_json() | {
-                    "audio_plan": plan.as_json(),
-                    "conformance": list(problems),
-                    "source": media.as_json(),
-                }
-                new_asset = NewAsset(
-                    asset_id=uuid.uuid4().hex[:16],
-                    lesson_id=request.lesson_id,
-                    kind=request.kind,
-                    metadata=meta,
-                    profile=profile.name,
-                    path=stored,
-                    sha256=sha,
-                    size_bytes=stored.stat().st_size,
-                    duration_frames=frames,
-                    source_name=request.source.name,
-                    source_sha256=source_sha,
-                    stream_copied=copy_video,
-                    loudness_before=qc.loudness.as_json() | {"measured_on": "48 kHz stereo mix"},
-                    loudness_after=checked.loudness.as_json(),
-                    qc=qc_json,
-                    attachments=tuple(attachments),
-                )
-                asset = self.library.register(new_asset, at=self.clock.now())
-                lap("store")
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                for path in created:
-                    path.unlink(missing_ok=True)
-                raise
+                    if new:
+                        created.append(stored)
+                    attachments: list[Attachment] = []
+                    if package_files:
+                        attachments, made = store_attachments(
+                            package_files, media_root, staging=job
+                        )
+                        created += made
+                    qc_json = qc.as_json() | {
+                        "audio_plan": plan.as_json(),
+                        "conformance": list(problems),
+                        "source": media.as_json(),
+                    }
+                    new_asset = NewAsset(
+                        asset_id=uuid.uuid4().hex[:16],
+                        lesson_id=request.lesson_id,
+                        kind=request.kind,
+                        metadata=meta,
+                        profile=profile.name,
+                        path=stored,
+                        sha256=sha,
+                        size_bytes=stored.stat().st_size,
+                        duration_frames=frames,
+                        source_name=request.source.name,
+                        source_sha256=source_sha,
+                        stream_copied=copy_video,
+                        loudness_before=qc.loudness.as_json()
+                        | {"measured_on": "48 kHz stereo mix"},
+                        loudness_after=checked.loudness.as_json(),
+                        qc=qc_json,
+                        attachments=tuple(attachments),
+                    )
+                    asset = self.library.register(new_asset, at=self.clock.now())
+                    lap("store")
+                except BaseException:
+                    for path in created:
+                        path.unlink(missing_ok=True)
+                    raise
             report("done", 1.0, 1.0)(1.0)
             return IngestOutcome(asset=asset, qc=qc, stream_copied=copy_video, timings=timings)
         finally:

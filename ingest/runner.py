@@ -17,12 +17,15 @@ Long runs report progress: `iter_ffmpeg` yields fractions 0..1 parsed from
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -246,6 +249,23 @@ class _StderrPump:
         return "\n".join(self.lines)
 
 
+_PR_SET_PDEATHSIG = 1
+try:  # looked up once here: a preexec_fn must not load libraries after fork()
+    _prctl: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: children are stopped by the handlers below
+    _prctl = None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel SIGKILLs ffmpeg when its parent dies.
+
+    An ingest killed with SIGTERM or SIGKILL must not leave ffmpeg writing a 1 GB
+    file into staging after it is gone (the next ingest sweeps what it wrote).
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _run(
     cmd: list[str], *, check: bool, what: str, timeout: float | None, input_bytes: bytes | None
 ) -> CommandResult:
@@ -259,6 +279,7 @@ def _run(
             capture_output=True,
             timeout=timeout,
             check=False,
+            preexec_fn=_die_with_parent,
         )
     except subprocess.TimeoutExpired as exc:
         tail = (exc.stderr or b"").decode("utf-8", "replace")[-4000:]
@@ -366,7 +387,11 @@ def iter_ffmpeg(
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
         )
     except OSError as exc:
         raise FfmpegNotFoundError(f"cannot run {cmd[0]}: {exc}") from None
@@ -427,6 +452,7 @@ class FfmpegPipe:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 bufsize=0,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise FfmpegNotFoundError(f"cannot run {self.command[0]}: {exc}") from None
