@@ -81,6 +81,9 @@ class DuplicateAssetError(IngestInputError):
     """The lesson id (or the same file) is already in the library."""
 
 
+DISK_FULL = "No space left on device"  # strerror(ENOSPC), as ffmpeg prints it
+
+
 class FfmpegError(IngestError):
     """ffmpeg or ffprobe failed; carries the command and the last lines of stderr."""
 
@@ -90,6 +93,20 @@ class FfmpegError(IngestError):
         self.command = tuple(command)
         self.returncode = returncode
         self.stderr_tail = stderr_tail
+        self.disk_full = DISK_FULL in stderr_tail
+        if self.disk_full:
+            # One line that says what to do; the command is in the log (run: …).
+            outputs = [
+                arg
+                for previous, arg in zip(self.command, self.command[1:], strict=False)
+                if "/" in arg and previous != "-i" and not arg.startswith("-")
+            ]
+            where = outputs[-1] if outputs else "the output"
+            super().__init__(
+                f"{message}: the disk is full writing {where}: free space there "
+                "and run the command again"
+            )
+            return
         tail = stderr_tail.strip().splitlines()[-5:]
         detail = (" | ".join(tail)) if tail else "(no stderr)"
         super().__init__(f"{message} (exit {returncode}): {detail}\ncommand: {self.cmdline}")

@@ -133,3 +133,36 @@ def test_sweep_keeps_a_running_job_and_removes_a_dead_one(tmp_path: Path) -> Non
     fd = os.open(tmp_path / "probe", os.O_CREAT | os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # flock works on this filesystem
     os.close(fd)
+
+
+def test_a_full_disk_during_ingest_is_one_line_naming_where(
+    cli: object, synth: Synth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A media store that fills up mid-encode: exit 1 with one line, nothing stored."""
+    media = tmp_path / "media"
+    media.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(media)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tiny tmpfs (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        monkeypatch.setenv("SKYCLASS_MEDIA_ROOT", str(media))
+        config = tmp_path / "short.toml"
+        config.write_text(SHORT_LESSONS_TOML, encoding="utf-8")
+        source = synth(SynthFormat.P720_30, 4.0).path
+        assert callable(cli)
+        result = cli(
+            "--config", str(config), "ingest", str(source),
+            "--grade", "g03", "--subject", "数学", "--title", "磁盘满",
+        )  # fmt: skip
+        # The progress bar's last state is printed too; the error is one line.
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error")]
+        assert result.code == 1
+        assert len(lines) == 1, result.stderr
+        assert "disk is full" in lines[0] and str(media) in lines[0]
+        assert sorted((media / ".staging").glob("*")) == []  # nothing left behind
+        listing = cli("--config", str(config), "assets", "list", "--json")
+        assert listing.code == 0 and listing.stdout.strip() in ("[]", "")
+    finally:
+        subprocess.run(["umount", str(media)], check=False)
