@@ -15,11 +15,30 @@ from sqlalchemy.orm import Session, sessionmaker
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: pg_advisory_xact_lock key taken by every upgrade ("skyclass" as a number).
+MIGRATION_LOCK = 0x736B79636C617373
+#: How long a migration's DDL may queue for a table lock before it gives up.
+MIGRATION_LOCK_TIMEOUT = "5s"
+
+
+#: PostgreSQL connection pool per process: a station process (console, API, EPG pull,
+#: jobs) needs a handful; connections are checked before use so a database restart
+#: costs one retry, not an error page, and recycled before server-side timeouts.
+POOL_SIZE = 5
+POOL_OVERFLOW = 10
+POOL_RECYCLE_SECONDS = 1800
 
 
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        kwargs |= {
+            "pool_size": POOL_SIZE,
+            "max_overflow": POOL_OVERFLOW,
+            "pool_pre_ping": True,
+            "pool_recycle": POOL_RECYCLE_SECONDS,
+        }
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
