@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-test
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest chromium bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+# The console's browser tests drive Debian's chromium: install it when missing and we can
+# (root with apt-get); otherwise those tests skip and say why.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser tests will skip"; \
+	fi
+
+pytest: $(STAMP) chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
