@@ -1,0 +1,190 @@
+"""Audits of the off-air recording: cue_in_lesson, offair_loudness, ts_errors, offair_gap.
+
+The recordings are real playout output fed through the recorder with real-time
+arrival times (offair_media). Independent judges: threefive's own TS parser
+(`threefive.Stream`) re-reads the recorded cues; pyloudnorm re-measures the loud item
+from the decoded recording; the injection itself for the spliced cue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import av
+import numpy as np
+import pyloudnorm
+import pytest
+import threefive
+from offair_media import (
+    CHANNEL,
+    DAY_START,
+    MIDHOUR,
+    Aired,
+    Clips,
+    build_rundown,
+    feed_recorder,
+    finish,
+    make_clips,
+    render,
+    write_asrun,
+)
+
+from compliance.offair import OffairAudit, audit_offair, load_asrun
+from compliance.receiver import parse_source
+from compliance.recording import Recorder, RecorderConfig, RecordingStore
+from epg.rundown import EventType
+from mpegts import PACKET_SIZE, SectionPacketizer, packet_array, pid_array
+from playout.cues import SCTE35_PID, splice_insert
+from playout.engine import ORIGIN
+
+ZONE = ZoneInfo("Asia/Shanghai")
+LATER = datetime(2026, 9, 3, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+    return make_clips(tmp_path_factory.getbasetemp() / "offair-clips")
+
+
+def record_and_audit(aired: Aired, data: bytes, root: Path) -> OffairAudit:
+    """Record ``data`` (as received) and audit the recorded span against ``aired``'s as-run."""
+    recorder = Recorder(CHANNEL, parse_source("udp://127.0.0.1:5999"), RecorderConfig(
+        root=root / "rec", zone=ZONE
+    ))  # fmt: skip
+    feed_recorder(recorder, data)
+    finish(recorder, data)
+    write_asrun(root / "var", aired.records)
+    segments = RecordingStore(root / "rec", CHANNEL).segments()
+    return audit_offair(
+        channel_id=CHANNEL,
+        start=segments[0].first_arrival,
+        end=segments[-1].last_arrival,
+        recordings=root / "rec",
+        entries=load_asrun(root / "var", CHANNEL),
+        now=LATER,
+    )
+
+
+def threefive_cues(path: Path) -> list[Any]:
+    """Splice cues as threefive's own TS parser finds them (heartbeats left out)."""
+    found: list[Any] = []
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        threefive.Stream(str(path)).decode(func=found.append)
+    return [c for c in found if c.command.command_type != 0]
+
+
+def wall_of_pts(seconds: float) -> datetime:
+    """When a PTS (seconds) of playout's stream is on screen: frame f shows at PTS ORIGIN+f."""
+    return DAY_START + timedelta(seconds=seconds - ORIGIN / 90_000)
+
+
+def splice_cue_into(data: bytes, *, at_second: float, splice_frame: int) -> bytes:
+    """Replace the cue heartbeat (splice_null) nearest ``at_second`` into the stream by a
+    splice_insert (cue-out) for timeline frame ``splice_frame``, keeping its CC."""
+    arr = packet_array(data)
+    rows = np.flatnonzero(pid_array(arr) == SCTE35_PID)
+    target = int(rows[np.argmin(np.abs(rows - at_second * 5_000_000 / 8 / PACKET_SIZE))])
+    section = splice_insert(
+        event_id=4242, pts_90k=ORIGIN + splice_frame * 3600, out_of_network=True
+    )
+    (packet,) = SectionPacketizer(SCTE35_PID).packetize([section])
+    cc = data[target * PACKET_SIZE + 3] & 0x0F
+    patched = bytearray(packet)
+    patched[3] = (patched[3] & 0xF0) | cc
+    out = bytearray(data)
+    out[target * PACKET_SIZE : (target + 1) * PACKET_SIZE] = patched
+    return bytes(out)
+
+
+def test_cue_inside_a_lesson_is_found_in_the_recording(clips: Clips, tmp_path: Path) -> None:
+    # L1 (8 s) | ad break B1: A1 (3 s) | L2 (4 s): playout cues the break at its edges.
+    specs = [
+        ("L1", EventType.LESSON, clips.lesson, 200),
+        ("A1", EventType.AD, clips.ad, 75),
+        ("L2", EventType.LESSON, clips.short, 100),
+    ]
+    aired = render(build_rundown(specs, start=MIDHOUR, ad_break={"A1": "B1"}))
+    clean = record_and_audit(aired, aired.data, tmp_path / "clean")
+    # The clean recording: two cues, both at the break's edges, no finding at all.
+    assert [f.code for f in clean.findings] == [], [f.message for f in clean.findings]
+    assert [c.out_of_network for c in clean.cues] == [True, False]
+    a1 = next(r for r in aired.records if r.event_id == "A1")
+    assert clean.cues[0].splice_at is not None
+    assert abs((clean.cues[0].splice_at - a1.actual_start).total_seconds()) < 0.04
+    # Judge: threefive's own parser finds the same two cues in the recorded file.
+    (recorded,) = RecordingStore(tmp_path / "clean" / "rec", CHANNEL).files()
+    judged = threefive_cues(recorded)
+    assert [c.command.name for c in judged] == ["Splice Insert"] * 2
+    for ours, theirs in zip(clean.cues, judged, strict=True):
+        assert ours.splice_at is not None
+        expected = wall_of_pts(float(theirs.command.pts_time))
+        assert abs((ours.splice_at - expected).total_seconds()) < 0.04
+
+    # The same stream with a cue-out spliced in for 4 s into L1.
+    inside = MIDHOUR + 100
+    dirty_data = splice_cue_into(aired.data, at_second=1.5, splice_frame=inside)
+    dirty = record_and_audit(aired, dirty_data, tmp_path / "dirty")
+    found = [f for f in dirty.findings if f.code == "cue_in_lesson"]
+    assert len(found) == 1, [f.message for f in dirty.findings]
+    finding = found[0]
+    assert finding.evidence["event_id"] == "L1" and finding.severity.value == "critical"
+    assert finding.evidence["seconds_into_lesson"] == pytest.approx(4.0, abs=0.04)
+    l1_hash = load_asrun(tmp_path / "dirty" / "var", CHANNEL)[0].hash
+    assert finding.evidence["asrun_hash"] == l1_hash
+    assert {f.code for f in dirty.findings} == {"cue_in_lesson"}
+    # Judge: threefive sees the spliced cue too, with the splice time we placed.
+    (dirty_file,) = RecordingStore(tmp_path / "dirty" / "rec", CHANNEL).files()
+    judged = threefive_cues(dirty_file)
+    assert len(judged) == 3
+    spliced = next(c for c in judged if c.command.splice_event_id == 4242)
+    placed = wall_of_pts(float(spliced.command.pts_time))
+    assert abs((finding.at - placed).total_seconds()) < 0.04
+
+
+def decoded_between(path: Path, first_pts: int, last_pts: int) -> np.ndarray:
+    """The recording's audio with PTS in [first, last), as float (n, 2)."""
+    blocks = []
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        for frame in container.decode(stream):
+            if frame.pts is not None and first_pts <= frame.pts < last_pts:
+                data = frame.to_ndarray()
+                blocks.append((data.T if frame.format.is_planar else data).astype(np.float64))
+    samples = np.concatenate(blocks)
+    scale = 32768.0 if np.abs(samples).max() > 2 else 1.0
+    return samples / scale
+
+
+def test_a_loud_item_is_measured_off_air(clips: Clips, tmp_path: Path) -> None:
+    specs = [
+        ("L1", EventType.LESSON, clips.lesson, 200),
+        ("LOUD", EventType.LESSON, clips.loud, 100),
+        ("L3", EventType.LESSON, clips.short, 100),
+    ]
+    aired = render(build_rundown(specs, start=MIDHOUR))
+    audit = record_and_audit(aired, aired.data, tmp_path)
+    items = {r.event_id: r for r in audit.loudness.items}
+    assert set(items) == {"L1", "LOUD", "L3"}
+    loud = [f for f in audit.findings if f.code == "offair_loudness"]
+    # The loud item, and the hour it made loud; nothing for the items around it.
+    assert {(f.evidence["scope"], f.evidence.get("event_id")) for f in loud} == {
+        ("item", "LOUD"),
+        ("hour", None),
+    }
+    item = next(f for f in loud if f.evidence["scope"] == "item")
+    assert item.evidence["asset_id"] == "loud4"
+    assert item.evidence["integrated_lufs"] > -12
+    assert items["L1"].integrated_lufs == pytest.approx(-24, abs=1)
+    assert items["L3"].integrated_lufs == pytest.approx(-24, abs=1)
+    # Judge: pyloudnorm, a second BS.1770 meter, on the same recorded item (cut by the
+    # PTS that playout gives its frames, 0.1 s inside each edge as the audit does).
+    (recorded,) = RecordingStore(tmp_path / "rec", CHANNEL).files()
+    first = ORIGIN + (MIDHOUR + 200) * 3600 + 9000
+    samples = decoded_between(recorded, first, first + 100 * 3600 - 18000)
+    second = pyloudnorm.Meter(48_000).integrated_loudness(samples)
+    assert item.evidence["integrated_lufs"] == pytest.approx(second, abs=0.5)
