@@ -184,6 +184,8 @@ class MonitorSummary:
     rtp_lost: int
     errors: dict[str, int]  # TR 101 290 P1/P2 check name → count in this interval
     totals: dict[str, int]  # … since the monitor started
+    #: Every P1/P2 check with its id and cumulative count (what the console shows).
+    checks: tuple[tuple[str, str, int, int], ...] = ()  # (check_id, name, priority, count)
     pcr_offset: ClockOffset  # this interval
     pcr_offset_total: ClockOffset  # since the last PCR discontinuity
     ok: bool  # no priority 1 or 2 error in the interval (and a signal)
@@ -202,6 +204,10 @@ class MonitorSummary:
             "rtp_lost": self.rtp_lost,
             "errors": self.errors,
             "totals": self.totals,
+            "checks": [
+                {"check_id": check_id, "name": name, "priority": priority, "count": count}
+                for check_id, name, priority, count in self.checks
+            ],
             "pcr_offset_ppm": self.pcr_offset.as_json()["ppm"],
             "pcr_jitter_ms": self.pcr_offset.as_json()["jitter_ms"],
             "pcr_offset": self.pcr_offset.as_json(),
@@ -318,6 +324,11 @@ class LiveMonitor:
             rtp_lost=self.rtp.lost - interval.rtp_lost_at_start,
             errors=errors,
             totals={name: count for name, count in totals.items() if count},
+            checks=tuple(
+                (c.check_id, c.name, c.priority, c.count)
+                for c in report.checks
+                if c.priority in PRIORITIES
+            ),
             pcr_offset=self.pcr_clock.interval(),
             pcr_offset_total=self.pcr_clock.total(),
             ok=signal and not errors,

@@ -7,7 +7,6 @@ Exit codes: 0 success, 2 bad input (one clear line), 1 any other failure.
 from __future__ import annotations
 
 import errno
-import logging
 import sys
 import traceback
 from pathlib import Path
@@ -18,16 +17,19 @@ from rich.console import Console
 from sqlalchemy.exc import DBAPIError
 
 import channels.cli
+import compliance.cli
 import epg.cli
 import grading.cli
 import ingest.cli
 import playout.cli
 import skyclass.demo
 import skyclass.station
+import skyclass.up
 import skyclass.web
 from core.errors import BadInputError, SkyclassError
 from skyclass import __version__
 from skyclass.database import current_revisions, head_revisions, upgrade
+from skyclass.logs import configure_logging
 from skyclass.runtime import Runtime
 from skyclass.settings import load_settings
 
@@ -59,10 +61,7 @@ def root(
         typer.Option("--config", help="TOML settings file (or SKYCLASS_CONFIG).", dir_okay=False),
     ] = None,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(debug=debug)
     if ctx.obj is None:
         ctx.obj = Runtime(load_settings(config), debug=debug)
 
@@ -93,7 +92,9 @@ channels.cli.register(app)
 epg.cli.register(app)
 ingest.cli.register(app)
 playout.cli.register(app)
+compliance.cli.register(app)
 skyclass.station.register(app)
+skyclass.up.register(app)
 skyclass.demo.register(app)
 skyclass.web.register(app)
 

@@ -378,12 +378,30 @@ def _read_mark(path: Path, wall: float) -> _Mark | None:
         return None
 
 
+def _latest_summary(path: Path) -> object:
+    """The last complete line of the live monitor's per-minute summaries (JSON lines)."""
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        fh.seek(max(0, fh.tell() - 65536))
+        lines = [line for line in fh.read().split(b"\n") if line.strip()]
+    return json.loads(lines[-1]) if lines else {}
+
+
 def _monitor_counts(path: Path) -> tuple[tuple[TrCount, ...], float | None]:
-    """TR 101 290 counts and the measured bitrate from a TsReport JSON, if there is one."""
+    """TR 101 290 counts and the measured bitrate: a TsReport JSON if there is one, else
+    the live monitor's newest per-minute summary (``var/monitor/<channel>.jsonl``)."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return (), None
+        try:
+            raw = _latest_summary(path.with_suffix(".jsonl"))
+        except FileNotFoundError:
+            return (), None
+        except (OSError, ValueError) as exc:
+            logger.warning("%s unreadable: %s", path.with_suffix(".jsonl"), exc)
+            return (), None
+        if isinstance(raw, dict) and isinstance(raw.get("bitrate_bps"), int | float):
+            raw["bitrate"] = {"total_bps": raw["bitrate_bps"]}
     except (OSError, ValueError) as exc:
         logger.warning("%s unreadable: %s", path, exc)
         return (), None
