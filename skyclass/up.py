@@ -22,6 +22,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time as dtime
 from pathlib import Path
@@ -292,7 +293,13 @@ def up(
     run_station(runtime, options, minutes=minutes)
 
 
-def run_station(runtime: Runtime, options: StationOptions, *, minutes: float | None) -> Station:
+def run_station(
+    runtime: Runtime,
+    options: StationOptions,
+    *,
+    minutes: float | None,
+    on_started: Callable[[Station], object] | None = None,
+) -> Station:
     """Start the station, run until SIGTERM/SIGINT (or ``minutes``), stop it cleanly."""
     station = Station(runtime, options)
     stop = threading.Event()
@@ -319,6 +326,8 @@ def run_station(runtime: Runtime, options: StationOptions, *, minutes: float | N
                 else "no console"
             )
         )
+        if on_started is not None:
+            on_started(station)
         if timer is not None:
             timer.start()
         station.run(stop)
