@@ -38,6 +38,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.rule import Rule
 
 from core.errors import SkyclassError
+from grading import GradingPolicy
 from ingest import AssetLibrary
 from skyclass.runtime import Runtime
 
@@ -62,7 +63,6 @@ class DemoChannel:
     profile: str  # hd | sd
     grade: str | None  # None: the 专题教育 channel
     subject: str
-    minutes: float
     title: str
 
 
@@ -74,7 +74,6 @@ DEMO_CHANNELS = (
         profile="hd",
         grade="g03",
         subject="数学",
-        minutes=15.0,
         title="两位数乘两位数",
     ),
     DemoChannel(
@@ -84,7 +83,6 @@ DEMO_CHANNELS = (
         profile="hd",
         grade="g08",
         subject="物理",
-        minutes=20.0,
         title="光的折射",
     ),
     DemoChannel(
@@ -94,7 +92,6 @@ DEMO_CHANNELS = (
         profile="hd",
         grade="g11",
         subject="化学",
-        minutes=20.0,
         title="化学反应的速率",
     ),
     DemoChannel(
@@ -104,19 +101,48 @@ DEMO_CHANNELS = (
         profile="sd",
         grade=None,
         subject="心理健康教育",
-        minutes=15.0,
         title="学会调节情绪",
     ),
 )
 PORT = 1234
 
-#: Breaks between lessons, per house profile: (kind, schedule type, seconds, title).
+#: What fills a break between lessons, per house profile: (kind, schedule type, title).
 EXTRAS = (
-    ("eye_break", "filler", 300.0, "眼保健操"),
-    ("ad", "ad", 15.0, "公益广告 · 爱护眼睛"),
-    ("promo", "promo", 20.0, "空中课堂 宣传片"),
-    ("filler", "filler", 300.0, "空中课堂 · 课间"),
+    ("eye_break", "filler", "眼保健操"),
+    ("ad", "ad", "公益广告 · 爱护眼睛"),
+    ("promo", "promo", "空中课堂 宣传片"),
+    ("filler", "filler", "空中课堂 · 课间"),
 )
+AD_SECONDS, PROMO_SECONDS = 15.0, 20.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lengths:
+    """How long the demo's items are, from the grading policy (a config may shorten them).
+
+    Each lesson is as short as its band allows; the break's 眼保健操 and filler each
+    last half the band's minimum rest, so ads and promo come on top of a legal break.
+    """
+
+    lesson: dict[str, float]  # channel id → seconds
+    half_break: float
+
+    @classmethod
+    def from_policy(cls, policy: GradingPolicy) -> Lengths:
+        lesson = {
+            c.id: float(policy.duration_rule(c.grade or "g03").min_seconds) for c in DEMO_CHANNELS
+        }
+        rest = max(
+            policy.screen_time_for(c.grade or "g03").min_break_minutes for c in DEMO_CHANNELS
+        )
+        return cls(lesson=lesson, half_break=max(10.0, rest * 60 / 2))
+
+    def extra(self, kind: str) -> float:
+        return {"ad": AD_SECONDS, "promo": PROMO_SECONDS}.get(kind, self.half_break)
+
+    @property
+    def break_seconds(self) -> float:
+        return sum(self.extra(kind) for kind, _type, _title in EXTRAS)
 
 
 class _Operator:
@@ -200,13 +226,13 @@ class _Item:
     ad_category: str | None = None
 
 
-def _library_items(sources: Path) -> list[_Item]:
+def _library_items(sources: Path, lengths: Lengths) -> list[_Item]:
     items = [
         _Item(
             ref=f"demo-{c.short}-lesson",
-            source=sources / f"{c.short}-lesson.mkv",
+            source=sources / f"{c.short}-lesson-{lengths.lesson[c.id]:g}s.mkv",
             kind="lesson",
-            seconds=c.minutes * 60,
+            seconds=lengths.lesson[c.id],
             title=c.title,
             fmt=f"house-{c.profile}",
             subject=c.subject,
@@ -217,11 +243,12 @@ def _library_items(sources: Path) -> list[_Item]:
         for c in DEMO_CHANNELS
     ]
     for profile in ("hd", "sd"):
-        for kind, _type, seconds, title in EXTRAS:
+        for kind, _type, title in EXTRAS:
+            seconds = lengths.extra(kind)
             items.append(
                 _Item(
                     ref=f"demo-{profile}-{kind}",
-                    source=sources / f"{profile}-{kind}.mkv",
+                    source=sources / f"{profile}-{kind}-{seconds:g}s.mkv",
                     kind=kind,
                     seconds=seconds,
                     title=title,
@@ -238,6 +265,8 @@ def _synthesize(items: list[_Item], console: Console) -> None:
     from ingest.synth import SynthFormat, synthesize
 
     todo = [item for item in items if not item.source.exists()]
+    for stale in {p for item in todo for p in item.source.parent.glob("*.partial.mkv")}:
+        stale.unlink()  # from a demo that was stopped while synthesizing
     if not todo:
         console.print(f"library sources already made ({len(items)} files)")
         return
@@ -341,7 +370,7 @@ def _approval(runtime: Runtime, ref: str) -> bool | None:
 # -- schedule -----------------------------------------------------------------------------
 
 
-def week_schedule(today: date, first_today: datetime) -> list[dict[str, str]]:
+def week_schedule(today: date, first_today: datetime, lengths: Lengths) -> list[dict[str, str]]:
     """This week (Monday to Sunday) for every demo channel, as schedule rows.
 
     Each day has a block at 08:00: lessons, each followed (but the last) by a break of
@@ -357,13 +386,15 @@ def week_schedule(today: date, first_today: datetime) -> list[dict[str, str]]:
         if day != today:
             start = start.replace(hour=8)
         for channel in DEMO_CHANNELS:
-            rows += _block(channel, day, start)
+            rows += _block(channel, day, start, lengths)
     return rows
 
 
-def _block(channel: DemoChannel, day: date, start: datetime) -> list[dict[str, str]]:
-    lesson_seconds = channel.minutes * 60
-    break_seconds = sum(seconds for _k, _t, seconds, _title in EXTRAS)
+def _block(
+    channel: DemoChannel, day: date, start: datetime, lengths: Lengths
+) -> list[dict[str, str]]:
+    lesson_seconds = lengths.lesson[channel.id]
+    break_seconds = lengths.break_seconds
     end_of_day = datetime.combine(day + timedelta(days=1), datetime.min.time())
     room = (end_of_day - start).total_seconds()
     count = 0
@@ -380,7 +411,7 @@ def _block(channel: DemoChannel, day: date, start: datetime) -> list[dict[str, s
             )
         )
         if n + 1 < count:
-            for kind, schedule_type, _seconds, _title in EXTRAS:
+            for kind, schedule_type, _title in EXTRAS:
                 rows.append(_row(channel.id, schedule_type, f"demo-{channel.profile}-{kind}"))
     return rows
 
@@ -485,7 +516,8 @@ def register(app: typer.Typer) -> None:
             return
 
         console.print(Rule("1 · 素材 synthesize the library (house format)"))
-        items = _library_items(work_dir / "sources")
+        lengths = Lengths.from_policy(runtime.grading_policy)
+        items = _library_items(work_dir / "sources", lengths)
         _synthesize(items, console)
         console.print(Rule("2 · 入库与审核 ingest and review"))
         _ingest_and_approve(items, runtime, op, work_dir)
@@ -497,7 +529,7 @@ def register(app: typer.Typer) -> None:
         first += timedelta(minutes=1)
         today = now.date()
         schedule = work_dir / f"schedule-{today:%Y%m%d}-{now:%H%M%S}.csv"
-        rows = week_schedule(today, first.replace(tzinfo=None))
+        rows = week_schedule(today, first.replace(tzinfo=None), lengths)
         with schedule.open("w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
