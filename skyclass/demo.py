@@ -65,6 +65,11 @@ class DemoChannel:
     subject: str
     title: str
 
+    @property
+    def lesson_grade(self) -> str:
+        """The grade a lesson of this channel is made for (专题 lessons: a 小学 grade)."""
+        return self.grade or "g05"
+
 
 DEMO_CHANNELS = (
     DemoChannel(
@@ -130,11 +135,9 @@ class Lengths:
     @classmethod
     def from_policy(cls, policy: GradingPolicy) -> Lengths:
         lesson = {
-            c.id: float(policy.duration_rule(c.grade or "g03").min_seconds) for c in DEMO_CHANNELS
+            c.id: float(policy.duration_rule(c.lesson_grade).min_seconds) for c in DEMO_CHANNELS
         }
-        rest = max(
-            policy.screen_time_for(c.grade or "g03").min_break_minutes for c in DEMO_CHANNELS
-        )
+        rest = max(policy.screen_time_for(c.lesson_grade).min_break_minutes for c in DEMO_CHANNELS)
         return cls(lesson=lesson, half_break=max(10.0, rest * 60 / 2))
 
     def extra(self, kind: str) -> float:
@@ -236,7 +239,7 @@ def _library_items(sources: Path, lengths: Lengths) -> list[_Item]:
             title=c.title,
             fmt=f"house-{c.profile}",
             subject=c.subject,
-            grade=c.grade or "g05",
+            grade=c.lesson_grade,
             profile=c.profile,
             channel=c,
         )
@@ -347,9 +350,14 @@ def _ingest_and_approve(items: list[_Item], runtime: Runtime, op: _Operator, wor
         args = ["ingest", str(item.source), "--kind", item.kind, "--title", item.title]
         args += ["--lesson-id", item.ref, "--channel-profile", item.profile]
         if item.kind == "lesson":
-            if item.channel is not None and item.channel.grade is not None:
-                args += ["--grade", item.channel.grade]
-            args += ["--subject", item.subject, "--textbook-edition", "人教版"]
+            args += [
+                "--grade",
+                item.grade,
+                "--subject",
+                item.subject,
+                "--textbook-edition",
+                "人教版",
+            ]
             args += ["--unit", "第一单元", "--lesson-number", "1", "--teacher", "王老师"]
             args += ["--package", str(_package(work / "packages" / item.ref, item))]
         if item.ad_category:
