@@ -168,14 +168,36 @@ def gap_findings(
     start: datetime,
     end: datetime,
     config: OffairConfig,
+    on_air: tuple[datetime, datetime] | None = None,
 ) -> tuple[list[Gap], list[Finding]]:
-    """``offair_gap`` for every journaled gap and every unrecorded stretch in the period."""
+    """``offair_gap`` for every journaled gap and every unrecorded stretch in the period.
+
+    With ``on_air`` (from the channel's first as-run start to its last end), only what
+    falls inside counts: a recorder waiting for a channel that has not started yet, or
+    that has been stopped, is not a gap in the air.
+    """
     gaps = store.gaps(start, end)
-    findings = [_gap_finding(channel_id, g.start, g.end, g.kind, g.source, config) for g in gaps]
-    for lo, hi in _unrecorded(store, gaps, start, end):
+    lo_air, hi_air = on_air if on_air is not None else (start, end)
+    findings = []
+    for g in gaps:
+        lo, hi = max(g.start, lo_air), min(g.end, hi_air)
+        if hi > lo:
+            findings.append(_gap_finding(channel_id, lo, hi, g.kind, g.source, config))
+    for lo, hi in _unrecorded(store, gaps, max(start, lo_air), min(end, hi_air)):
         if (hi - lo).total_seconds() >= config.min_unrecorded_s:
             findings.append(_gap_finding(channel_id, lo, hi, "not_recorded", "", config))
     return gaps, findings
+
+
+def air_window(entries: Sequence[JournalEntry]) -> tuple[datetime, datetime] | None:
+    """From the first as-run start to the last as-run end: when the channel claims air."""
+    if not entries:
+        return None
+    starts = [e.record.actual_start for e in entries]
+    ends = [
+        e.record.actual_start + timedelta(seconds=e.record.duration_frames / FPS) for e in entries
+    ]
+    return min(starts).astimezone(UTC), max(ends).astimezone(UTC)
 
 
 def _gap_finding(
@@ -420,7 +442,11 @@ def audit_offair(
             files=(),
         )
     findings: list[Finding] = []
-    gaps, found = gap_findings(channel_id, store, start, end, config) if end > start else ([], [])
+    gaps, found = (
+        gap_findings(channel_id, store, start, end, config, air_window(entries))
+        if end > start
+        else ([], [])
+    )
     findings += found
     files = store.files(start, end)
     cues: list[RecordedCue] = []

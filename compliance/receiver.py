@@ -168,6 +168,13 @@ class RtpSequence:
         self.last = None
 
 
+#: Linux's SO_TIMESTAMPNS (asm-generic and x86; Python does not export it): the kernel
+#: stamps each datagram as it arrives, so a recorder that was busy for a moment still
+#: sees when each datagram really came, and reports no gap that was not on the wire.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
+
+
 class Receiver:
     """A socket plus one reusable buffer: ``receive()`` is one datagram or None on timeout."""
 
@@ -176,16 +183,31 @@ class Receiver:
         self.sock = open_socket(source, timeout=timeout)
         self._buffer = bytearray(MAX_DATAGRAM)
         self._view = memoryview(self._buffer)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            self.kernel_time = True
+        except OSError:  # not Linux: arrival is when we read it
+            self.kernel_time = False
+        self._ancillary = socket.CMSG_SPACE(_TIMESPEC.size)
 
     def receive(self) -> tuple[memoryview, float] | None:
         """The next datagram (valid until the next call) and its monotonic arrival time."""
         try:
-            size = self.sock.recv_into(self._buffer)
+            if not self.kernel_time:
+                size = self.sock.recv_into(self._buffer)
+                return self._view[:size], time.monotonic()
+            size, ancillary, _flags, _addr = self.sock.recvmsg_into([self._buffer], self._ancillary)
         except TimeoutError:
             return None
         except InterruptedError:  # a signal arrived: let the caller look at its stop flag
             return None
-        return self._view[:size], time.monotonic()
+        now_mono, now_wall = time.monotonic(), time.time()
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanos = _TIMESPEC.unpack_from(data)
+                waited = max(0.0, now_wall - (seconds + nanos / 1e9))
+                return self._view[:size], now_mono - waited
+        return self._view[:size], now_mono
 
     def close(self) -> None:
         self.sock.close()

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -462,7 +463,8 @@ class Recorder:
         self.counters.datagrams += 1
         self._last = arrival
         if self.tap is not None:
-            self.tap.feed(datagram.payload, self.clock.monotonic(), arrival)
+            late = max(0.0, (self.clock.now() - arrival).total_seconds())
+            self.tap.feed(datagram.payload, self.clock.monotonic() - late, arrival)
         if arrival.timestamp() >= self._next_status:
             self._write_status(arrival)
 
@@ -507,7 +509,9 @@ class Recorder:
                 if got is None:
                     self.idle(now)
                 else:
-                    self.feed(got[0], now)
+                    # The datagram's own arrival (kernel time), not when we got to it.
+                    waited = max(0.0, time.monotonic() - got[1])
+                    self.feed(got[0], now - timedelta(seconds=waited))
         finally:
             receiver.close()
             self.close()
