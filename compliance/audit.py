@@ -101,8 +101,13 @@ class AuditContext:
         now: datetime,
         media_root: Path,
         var_dir: Path,
+        until: datetime | None = None,
     ) -> None:
         self.channels = tuple(channels)
+        #: The audit covers air up to here (a station stopped at this instant): an event
+        #: still on air then is judged on its start, not as cut short, and what comes
+        #: after is neither missing nor late. None: up to ``now``.
+        self.until = until
         self.first, self.last = audit_window(first, last)
         self.zone = zone
         self.sessions = sessions

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Protocol, cast
 from zoneinfo import ZoneInfo
@@ -78,6 +78,20 @@ def _day(text: str | None, option: str) -> date | None:
         raise ComplianceInputError(
             f"{option} {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-09-01"
         ) from None
+
+
+def _instant(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ComplianceInputError(
+            f"{option} {text!r} is not an ISO time with an offset, e.g. 2026-09-01T10:30:00+08:00"
+        )
+    return value.astimezone(UTC)
 
 
 def _recorded_channels(runtime: ComplianceRuntime) -> list[str]:
@@ -262,6 +276,14 @@ def audit_command(
         list[str] | None, typer.Option("--channel", help="Channel id (repeat).")
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Every channel of the registry.")] = False,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            help="Audit air only up to this ISO time (e.g. when a run was stopped); "
+            "an event on air then is judged on its start only.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Audit what aired against the schedule, the ad rules, the library and the guides."""
@@ -283,6 +305,7 @@ def audit_command(
         now=runtime.clock.now(),
         media_root=runtime.media_root,
         var_dir=runtime.var_dir,
+        until=_instant(until, "--until"),
     )
     report = run_audit(context)
     if as_json:

@@ -347,7 +347,7 @@ def offair_auditor(context: AuditContext) -> Iterable[Finding]:
             start=context.start,
             end=context.end,
             var_dir=context.var_dir,
-            now=context.now,
+            now=context.now if context.until is None else min(context.now, context.until),
             recordings=root,
             # The database copy if it has the period, else the channel's own journal.
             entries=context.asrun.get(channel_id) or load_asrun(context.var_dir, channel_id),

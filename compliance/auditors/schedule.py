@@ -38,6 +38,8 @@ def schedule_findings(context: AuditContext) -> Iterator[Finding]:
         by_key = {e.key: e for e in events}
         # Past the end of what the channel has aired, an event is not late: it is to come.
         horizon = max([context.now, *(ends(e.record) for ev in events for e in ev.entries)])
+        if context.until is not None:
+            horizon = min(horizon, context.until)
         scheduled: set[EventKey] = set()
         for item in in_force(context, channel_id):
             if item.event.type.value not in AUDITED_TYPES:
@@ -104,7 +106,8 @@ def schedule_findings(context: AuditContext) -> Iterator[Finding]:
                     key=_EVENT_KEY,
                 )
             cut = [e for e in played if e.record.outcome is AsRunOutcome.TRUNCATED]
-            if cut:
+            if context.until is not None and item.end > context.until:
+                cut = []  # on air when the audited run ended: its end is not in the record
                 aired = sum(e.record.duration_frames for e in event.with_media)
                 yield Finding(
                     code="truncated",
