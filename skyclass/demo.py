@@ -45,8 +45,8 @@ from skyclass.runtime import Runtime
 DEMO_PASSWORD = "skyclass-demo"
 ROLES = ("operator", "reviewer", "compliance", "admin")
 PARTNER = "演示省级台"
-#: Seconds from "now" to today's first lesson: time to compile and start the station.
-LEAD_SECONDS = 75
+#: Seconds at least from "now" to today's first lesson: to compile and start the station.
+LEAD_SECONDS = 45
 #: Lessons per channel in a block (then reruns); screen-time rules allow far more.
 BLOCK_LESSONS = 4
 
@@ -533,8 +533,8 @@ def register(app: typer.Typer) -> None:
         console.print(Rule("3 · 周播表 this week's schedule"))
         zone = runtime.zone
         now = runtime.clock.now().astimezone(zone)
-        first = (now + timedelta(seconds=LEAD_SECONDS)).replace(second=0, microsecond=0)
-        first += timedelta(minutes=1)
+        # The next whole minute at least LEAD_SECONDS away: filler airs until then.
+        first = (now + timedelta(seconds=LEAD_SECONDS + 59)).replace(second=0, microsecond=0)
         today = now.date()
         schedule = work_dir / f"schedule-{today:%Y%m%d}-{now:%H%M%S}.csv"
         rows = week_schedule(today, first.replace(tzinfo=None), lengths)
