@@ -21,6 +21,14 @@ Everything runs in a temporary directory and sends only to 127.0.0.1.
    cheapest setting, which favours the baseline). CPU of all processes over wall
    time, ratio to ours.
 6. Fast mode: `--fast` to `check:` for H hours of the HD rundown (24 = the whole day).
+7. Clock discipline (issue 9), from the first datagram of each case: a cold start, a
+   restart after SIGKILL (a cold process), a warm-standby takeover (`playout up`'s
+   supervisor, SIGKILL), and a run with a 200 ms stall injected (SIGSTOP/SIGCONT).
+   Per case: time to the first datagram, the wall-clock alignment of the first second
+   (PCR arrival against its picture's Beijing time), the arrival − PCR frequency offset
+   of every 10 s window after the first second, the jitter p99 − p1 over the whole run
+   and any lasting step (`playout.pacer.arrival_report`); for the stall, the as-run of
+   the next fixed lesson and of the break cut for it. `--only clock` runs just this.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import argparse
 import os
 import platform
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +58,10 @@ from epg.compiler import service_of
 from epg.rundown import EventType, MediaRef, Rundown, RundownEvent, StartMode
 from mpegts import PACKET_SIZE, PCR_HZ, UDP_PAYLOAD, pcr
 from mpegts.monitor import TsMonitor
+from playout.asrun.ledger import AsRunLedger, journal_path
+from playout.engine import ORIGIN
+from playout.pacer import ArrivalReport, arrival_report
+from playout.supervisor import ChildSpec, Supervisor, standby_argv
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 CHANNEL = "g01.skyclass.cn"
@@ -139,6 +152,7 @@ class Receiver:
         self.sock.settimeout(0.2)
         self.port: int = self.sock.getsockname()[1]
         self.arrivals: list[float] = []
+        self.walls: list[float] = []  # the same instants on the wall clock
         self.data: list[bytes] = []
         self._limit = limit
         self._stop = threading.Event()
@@ -146,13 +160,14 @@ class Receiver:
         self._thread.start()
 
     def _run(self) -> None:
-        recv, now = self.sock.recv, time.monotonic
+        recv, now, wall = self.sock.recv, time.monotonic, time.time
         while not self._stop.is_set() and len(self.data) < self._limit:
             try:
                 d = recv(2048)
             except TimeoutError:
                 continue
             self.arrivals.append(now())
+            self.walls.append(wall())
             self.data.append(d)
 
     def close(self) -> None:
@@ -288,11 +303,233 @@ def baseline(clip: Path, tmp: Path, seconds: float) -> tuple[float, float, int]:
     return cpu, wall, len(rx.data)
 
 
+def blocks_rundown(clip: Path, *, minutes: int = 30) -> Rundown:
+    """Around now: 20 s fixed HD lessons, each followed by a 10 s break the compiler's way
+    (the same clip as filler, cut short), so lateness has somewhere to be absorbed."""
+    base = hd_rundown(clip)
+    media = base.events[0].media
+    assert media is not None
+    filler = replace(media, asset_id="hd20-fill", kind="filler")
+    now = datetime.now(UTC)
+    first = (int((now - base.day_start).total_seconds() * 25) - 750) // 750 * 750
+    events: list[RundownEvent] = []
+    for n in range(minutes * 2):
+        start = first + n * 750
+        events.append(
+            RundownEvent(
+                event_id=f"L{n}",
+                eit_event_id=1 + n,
+                type=EventType.LESSON,
+                start_mode=StartMode.FIXED,
+                hard=True,
+                start_frame=start,
+                duration_frames=CLIP_FRAMES,
+                media=media,
+            )
+        )
+        events.append(
+            RundownEvent(
+                event_id=f"B{n}",
+                eit_event_id=0,
+                type=EventType.FILLER,
+                start_mode=StartMode.SEQUENTIAL,
+                hard=False,
+                start_frame=start + CLIP_FRAMES,
+                duration_frames=250,
+                media=filler,
+                gap_fill=True,
+            )
+        )
+    return replace(base, events=tuple(events), filler_pool=(filler,))
+
+
+def alignment_ms(rx: Receiver, day_start: datetime, start: int, seconds: float = 1.0) -> float:
+    """Median of (picture's wall clock − PCR arrival) over the first second, in ms."""
+    lags: list[float] = []
+    t0 = rx.arrivals[start]
+    for t, w, d in zip(rx.arrivals[start:], rx.walls[start:], rx.data[start:], strict=True):
+        if t - t0 > seconds:
+            break
+        for pos in range(0, len(d), PACKET_SIZE):
+            value = pcr(d, pos)
+            if value is not None:
+                on_air = day_start + timedelta(seconds=(value / 300 - ORIGIN) / 90_000)
+                lags.append(on_air.timestamp() - w)
+    return float(np.median(lags)) * 1000 if lags else float("nan")
+
+
+def clock_case(
+    name: str, rx: Receiver, start: int, end: int, day_start: datetime, since: tuple[str, float]
+) -> ArrivalReport:
+    report = arrival_report(rx.arrivals[start:end], rx.data[start:end])
+    print(
+        f"  {name}: first datagram {rx.arrivals[start] - since[1]:.2f} s after {since[0]}; "
+        f"alignment of the first second {alignment_ms(rx, day_start, start):+.1f} ms; "
+        f"windows {[round(p, 1) for p in report.window_ppm]} ppm; "
+        f"jitter p99−p1 {report.jitter_ms:.2f} ms; steps {[round(s) for s in report.steps_ms]} ms"
+    )
+    return report
+
+
+def launch_run(rundown_file: Path, tmp: Path, port: int, seconds: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            PY,
+            "-c",
+            CLI,
+            *("playout", "run", "--channel", CHANNEL, "--rundown", str(rundown_file)),
+            *("--output", f"udp://127.0.0.1:{port}", "--duration", str(seconds)),
+        ],
+        env=env_for(tmp),
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def first_index(rx: Receiver, after: float, timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for k in range(len(rx.arrivals) - 1, -1, -1):
+            if rx.arrivals[k] <= after:
+                if k + 1 < len(rx.arrivals):
+                    return k + 1
+                break
+        else:
+            if rx.arrivals:
+                return 0
+        time.sleep(0.01)
+    raise RuntimeError("no datagram arrived")
+
+
+def clock_discipline(clip: Path, tmp: Path, seconds: float) -> None:
+    """Section 7: the four cases of issue 9, each measured from its first datagram."""
+    rundown = blocks_rundown(clip)
+    rundown_file = tmp / "rundown-clock.json"
+    rundown.save(rundown_file)
+    day_start = rundown.day_start
+    load = os.getloadavg()
+    print(f"clock discipline, {seconds:.0f} s per case, load average {load[0]:.2f} at start")
+
+    # Cold start, then SIGKILL and a cold restart.
+    rx = Receiver()
+    began = time.monotonic()
+    proc = launch_run(rundown_file, tmp, rx.port, 600)
+    first = first_index(rx, began)
+    time.sleep(max(0.0, rx.arrivals[first] + seconds - time.monotonic()))
+    proc.kill()
+    proc.wait()
+    killed = time.monotonic()
+    end = len(rx.arrivals)
+    clock_case("cold start", rx, first, end, day_start, ("launch", began))
+    proc = launch_run(rundown_file, tmp, rx.port, seconds + 5)
+    second = first_index(rx, killed)
+    proc.wait(seconds + 120)
+    time.sleep(0.3)
+    rx.close()
+    clock_case(
+        "restart after SIGKILL (cold)", rx, second, len(rx.arrivals), day_start, ("kill", killed)
+    )
+
+    # Warm standby: the supervisor's preloaded process takes over after a SIGKILL.
+    rx = Receiver()
+    env = tuple((k, v) for k, v in env_for(tmp).items() if k.startswith("SKYCLASS_"))
+    argv = (
+        *standby_argv(CHANNEL),
+        *("--rundown", str(rundown_file), "--output", f"udp://127.0.0.1:{rx.port}"),
+    )
+    sup = Supervisor(
+        [
+            ChildSpec(
+                channel_id=CHANNEL,
+                argv=argv,
+                env=env,
+                standby=True,
+                log_path=tmp / "standby.log",
+            )
+        ],
+        zone=rundown.zone,
+        pid_dir=tmp / "run",
+    )
+    try:
+        began = time.monotonic()
+        sup.start()
+        first_index(rx, began)
+        time.sleep(5.0)  # on air for a while
+        while not sup.standby_warm(CHANNEL):  # ... and the standby has done its imports
+            sup.poll()
+            time.sleep(0.05)
+        victim = sup.pid(CHANNEL)
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        while sup.pid(CHANNEL) in (None, victim) and time.monotonic() - killed < 10:
+            sup.poll()
+            time.sleep(0.01)
+        back = first_index(rx, killed + 0.02)
+        while time.monotonic() < rx.arrivals[back] + seconds:
+            sup.poll()
+            time.sleep(0.1)
+    finally:
+        sup.stop()
+        time.sleep(0.3)
+        rx.close()
+    stop = rx.arrivals[back] + seconds
+    last = next((k for k, t in enumerate(rx.arrivals) if t > stop), len(rx.arrivals))
+    clock_case("warm-standby takeover", rx, back, last, day_start, ("kill", killed))
+
+    # A 200 ms stall, 3 s into a run: absorbed in the next break before a fixed lesson.
+    rx = Receiver()
+    var = tmp / "stall"
+    began = time.monotonic()
+    proc = subprocess.Popen(
+        [
+            PY,
+            "-c",
+            CLI,
+            *("playout", "run", "--channel", CHANNEL, "--rundown", str(rundown_file)),
+            # Long enough for the next fixed lesson after the stall to air.
+            *("--output", f"udp://127.0.0.1:{rx.port}", "--duration", str(seconds + 30)),
+        ],
+        env=env_for(var),
+        stderr=subprocess.DEVNULL,
+    )
+    first = first_index(rx, began)
+    time.sleep(max(0.0, rx.arrivals[first] + 3.0 - time.monotonic()))
+    stalled_wall = datetime.now(UTC)
+    os.kill(proc.pid, signal.SIGSTOP)
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGCONT)
+    proc.wait(seconds + 120)
+    time.sleep(0.3)
+    rx.close()
+    clock_case("injected 200 ms stall", rx, first, len(rx.arrivals), day_start, ("launch", began))
+    stall_frame = rundown.frame_at(stalled_wall)
+    records = AsRunLedger(journal_path(var / "var", CHANNEL)).records()
+    after = [r for r in records if r.scheduled_frame > stall_frame + 25 * 7]
+    lesson = next((r for r in after if r.event_type == "lesson"), None)
+    cut = next(
+        (r for r in reversed(records) if lesson and r.scheduled_frame < lesson.scheduled_frame),
+        None,
+    )
+    if lesson is None or cut is None:
+        print("    (the run ended before the next fixed lesson: no as-run to show)")
+        return
+    off = lesson.actual_frame - lesson.scheduled_frame
+    print(
+        f"    next fixed lesson {lesson.event_id}: {off:+d} frames from its rundown frame; "
+        f"the break before it ({cut.event_id}): {cut.outcome.value}, "
+        f"{cut.duration_frames}/{cut.scheduled_frames} frames, {cut.reason!r}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="real-time run length")
     parser.add_argument("--max-channels", type=int, default=8)
     parser.add_argument("--fast-hours", type=float, default=24.0, help="0 skips fast mode")
+    parser.add_argument(
+        "--clock-seconds", type=float, default=31.0, help="per clock case (0 skips them)"
+    )
+    parser.add_argument("--only", choices=["all", "clock"], default="all")
     args = parser.parse_args()
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="skyclass-bench-playout-") as tmpdir:
@@ -302,6 +539,12 @@ def main() -> None:
         print(f"HD clip (20 s, 1080, 8 Mb/s): {time.monotonic() - t:.1f} s to encode")
         rundown_file = tmp / "rundown.json"
         hd_rundown(clip).save(rundown_file)
+
+        # 7: clock discipline
+        if args.clock_seconds > 0:
+            clock_discipline(clip, tmp, args.clock_seconds)
+        if args.only == "clock":
+            return
 
         # 2 + 3: one channel, CPU and jitter
         short_cpu, _, _ = run_channels(rundown_file, tmp, 1, 2.0)

@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from channels.ads import (
+    DEFAULT_AD_POLICY,
+    LEGAL_AD_MINUTES_PER_HOUR,
+    MINORS_BANNED,
+    AdCategory,
+    AdPolicy,
+)
 from channels.errors import ChannelRegistryError
 from channels.profiles import HouseProfile, profile_by_name
 from core.errors import BadInputError
@@ -76,6 +83,7 @@ class Channel:
     mux_rate: int
     outputs: tuple[Output, ...]
     filler: tuple[str, ...] = ()  # asset or lesson ids of the filler pool, in order
+    ad_policy: AdPolicy = DEFAULT_AD_POLICY  # [channel.ad_policy]: ad minutes, banned categories
 
     def carries(self, grade_code: str) -> bool:
         return self.thematic or grade_code in self.grades
@@ -94,6 +102,7 @@ class Channel:
             "mux_rate": self.mux_rate,
             "outputs": [o.as_json() for o in self.outputs],
             "filler": list(self.filler),
+            "ad_policy": self.ad_policy.as_json(),
         }
 
 
@@ -279,6 +288,8 @@ def _parse_channel(raw: dict[str, Any], index: int, network: Network, problem: _
     if not isinstance(filler, list) or not all(isinstance(f, str) for f in filler):
         raise problem(where, "filler", "must be a list of asset or lesson ids")
 
+    ad_policy = _parse_ad_policy(raw.get("ad_policy", {}), problem, where)
+
     return Channel(
         id=channel_id,
         name_zh=name_zh,
@@ -292,7 +303,44 @@ def _parse_channel(raw: dict[str, Any], index: int, network: Network, problem: _
         mux_rate=mux_rate,
         outputs=tuple(outputs),
         filler=tuple(filler),
+        ad_policy=ad_policy,
     )
+
+
+def _parse_ad_policy(raw: object, problem: _Problem, where: str) -> AdPolicy:
+    """[channel.ad_policy]: max_minutes_per_hour (0–12) and banned_categories (added to the
+    categories banned for minors, which no channel can lift)."""
+    if not isinstance(raw, dict):
+        raise problem(where, "ad_policy", "must be a table: [channel.ad_policy]")
+    unknown = set(raw) - {"max_minutes_per_hour", "banned_categories"}
+    if unknown:
+        raise problem(
+            where,
+            f"ad_policy.{sorted(unknown)[0]}",
+            "unknown setting: use max_minutes_per_hour or banned_categories",
+        )
+    minutes = raw.get("max_minutes_per_hour", LEGAL_AD_MINUTES_PER_HOUR)
+    if (
+        not isinstance(minutes, int | float)
+        or isinstance(minutes, bool)
+        or not 0 <= minutes <= LEGAL_AD_MINUTES_PER_HOUR
+    ):
+        raise problem(
+            where,
+            "ad_policy.max_minutes_per_hour",
+            f"must be a number of minutes from 0 to {LEGAL_AD_MINUTES_PER_HOUR:g} "
+            f"(SARFT Order 61 allows at most {LEGAL_AD_MINUTES_PER_HOUR:g}), got {minutes!r}",
+        )
+    listed = raw.get("banned_categories", [])
+    if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
+        raise problem(where, "ad_policy.banned_categories", "must be a list of category names")
+    banned = set(MINORS_BANNED)
+    for name in listed:
+        try:
+            banned.add(AdCategory.parse(name))
+        except ValueError as exc:
+            raise problem(where, "ad_policy.banned_categories", str(exc)) from None
+    return AdPolicy(max_minutes_per_hour=float(minutes), banned=frozenset(banned))
 
 
 def load_registry(path: Path | str) -> ChannelRegistry:

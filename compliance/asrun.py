@@ -7,7 +7,6 @@ audit's evidence can always name the record's hash, and ``verify`` can recompute
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -105,40 +104,6 @@ class AsRunTable:
                     body=record_body(row),
                 )
                 session.expunge(row)
-
-
-@dataclass(frozen=True, kw_only=True)
-class JournalLine:
-    """One line of a journal as verification reads it (no record objects: speed)."""
-
-    number: int  # 1-based line number
-    seq: int | None
-    prev: str
-    hash: str
-    body: dict[str, Any] | None  # None: not an as-run entry
-    problem: str = ""  # why the line is unreadable
-
-
-def journal_lines(path: Path) -> Iterator[JournalLine]:
-    """Every complete line of a journal; a torn last line (crash mid-write) is not yielded."""
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.endswith(b"\n"):
-                logger.info("%s: line %d is incomplete (crash mid-write): ignored", path, number)
-                return
-            try:
-                data = json.loads(raw)
-                yield JournalLine(
-                    number=number,
-                    seq=int(data["seq"]),
-                    prev=str(data["prev"]),
-                    hash=str(data["hash"]),
-                    body=dict(data["record"]),
-                )
-            except (ValueError, KeyError, TypeError) as exc:
-                yield JournalLine(
-                    number=number, seq=None, prev="", hash="", body=None, problem=str(exc)
-                )
 
 
 def torn_tail(path: Path) -> bool:

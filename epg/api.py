@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 
 from epg.cells import FIRST_DAY, LAST_DAY
 from epg.context import EpgServices
+from epg.guidelog import GuideKind, publications
 from epg.partners import Partner
 from epg.schedule import broadcast_date_of
 
@@ -38,6 +40,7 @@ class _Rendered:
     body: bytes
     gzipped: bytes
     etag: str
+    versions: Mapping[tuple[str, date], int]  # what the guide log records of each serve
 
 
 class GuideCache:
@@ -148,8 +151,22 @@ def make_router(services: EpgServices, *, cache_size: int = 64) -> APIRouter:
                 body=document.body,
                 gzipped=gzip.compress(document.body, compresslevel=6, mtime=0),
                 etag=document.etag,
+                versions=document.versions,
             )
             cache.put(key, rendered)
+        # Guides are part of the record: which schedule versions this partner was shown, when.
+        services.guides.record(
+            publications(
+                GuideKind.XMLTV,
+                rendered.versions,
+                channel_ids=channel_ids,
+                first_day=start,
+                last_day=start + timedelta(days=days - 1),
+                document=rendered.etag.strip('"'),
+                at=runtime.clock.now(),
+                partner=who.name,
+            )
+        )
         use_gzip = _accepts_gzip(request.headers.get("accept-encoding"))
         etag = rendered.etag[:-1] + '-gzip"' if use_gzip else rendered.etag
         headers = {

@@ -21,6 +21,7 @@ from channels import Channel, ChannelRegistry
 from core.clock import Clock
 from core.timecode import FPS
 from epg.errors import NoScheduleError
+from epg.guidelog import GuideKind, GuideLog, publications
 from epg.rundown import (
     EpgEntry,
     EventType,
@@ -79,6 +80,7 @@ def media_ref(asset: Asset) -> MediaRef:
         duration_frames=asset.duration_frames,
         kind=asset.kind.value,
         title=asset.title,
+        ad_category=asset.ad_category.value if asset.ad_category else None,
     )
 
 
@@ -210,12 +212,16 @@ class RundownCompiler:
         assets: AssetSource,
         zone: ZoneInfo,
         clock: Clock,
+        guides: GuideLog | None = None,
     ) -> None:
+        """``guides``: where each compiled rundown's EIT is logged (which schedule version of
+        each horizon day it carries), for the compliance audit of published guides."""
         self.registry = registry
         self.store = store
         self.assets = assets
         self.zone = zone
         self.clock = clock
+        self.guides = guides
 
     def compile(self, channel_id: str, day: date) -> Rundown:
         channel = self.registry.get(channel_id)
@@ -244,6 +250,18 @@ class RundownCompiler:
             timezone=self.zone.key,
         )
         rundown.check_contiguous()
+        if self.guides is not None:
+            self.guides.record(
+                publications(
+                    GuideKind.EIT,
+                    {key: held.version for key, held in horizon.items()},
+                    channel_ids=[channel.id],
+                    first_day=day,
+                    last_day=day + timedelta(days=EPG_HORIZON_DAYS - 1),
+                    document=rundown.checksum(),
+                    at=rundown.compiled_at,
+                )
+            )
         logger.info(
             "compiled %s %s: v%d, %d events", channel.id, day, schedule.version, len(events)
         )

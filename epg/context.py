@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels import ChannelRegistry
 from core.clock import Clock
 from epg.compiler import RundownCompiler
+from epg.guidelog import GuideLog
 from epg.importer import ScheduleImporter
 from epg.store import PartnerStore, ScheduleStore
 from epg.xmltv import XmltvExporter
@@ -64,6 +65,11 @@ class EpgServices:
         return ScheduleStore(self.runtime.sessions(), self.runtime.zone)
 
     @cached_property
+    def guides(self) -> GuideLog:
+        """The log of published guides (XMLTV served, EIT compiled) for compliance."""
+        return GuideLog(self.runtime.sessions())
+
+    @cached_property
     def partners(self) -> PartnerStore:
         return PartnerStore(self.runtime.sessions())
 
@@ -85,6 +91,7 @@ class EpgServices:
             assets=self.assets,
             zone=self.runtime.zone,
             clock=self.runtime.clock,
+            guides=self.guides,
         )
 
     @cached_property

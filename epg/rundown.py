@@ -12,13 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from channels.profiles import PROFILES
 from core.clock import DEFAULT_TIMEZONE
 from core.timecode import FPS
 from epg.errors import RundownError as RundownError  # re-exported: playout imports it here
@@ -62,6 +66,7 @@ class MediaRef:
     duration_frames: int
     kind: str  # ingest.AssetKind value
     title: str
+    ad_category: str | None = None  # channels.AdCategory value of an ad or promo (ad rules)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,39 +214,23 @@ class Rundown:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], *, source: str = "rundown") -> Rundown:
-        if data.get("format") != RUNDOWN_FORMAT:
-            raise RundownError(
-                f"{source}: not a {RUNDOWN_FORMAT} file (format={data.get('format')!r}): "
-                "compile it with `skyclass rundown compile`"
-            )
+    def from_json(cls, data: object, *, source: str = "rundown") -> Rundown:
+        """Validate every field's type and range; raise only RundownError.
+
+        The file is operator-reachable input that a running channel re-reads (hot
+        reload), so nothing in it may raise anything else: a wrong type, an absurd
+        number or a date out of range becomes one RundownError naming the field.
+        """
         try:
-            rundown = cls(
-                service=RundownService(**data["service"]),
-                broadcast_date=date.fromisoformat(data["broadcast_date"]),
-                day_start=_aware(data["day_start"]),
-                fps=int(data["fps"]),
-                timezone=_zone_name(data.get("timezone", DEFAULT_TIMEZONE)),
-                schedule_version=int(data["schedule_version"]),
-                compiled_at=_aware(data["compiled_at"]),
-                slate_text=str(data["slate_text"]),
-                filler_pool=tuple(MediaRef(**m) for m in data["filler_pool"]),
-                events=tuple(_event_from_json(e) for e in data["events"]),
-                epg_horizon=tuple(
-                    EpgEntry(
-                        eit_event_id=int(e["eit_event_id"]),
-                        start=_aware(e["start"]),
-                        duration_seconds=int(e["duration_seconds"]),
-                        si=_si_from_json(e["si"]),
-                    )
-                    for e in data["epg_horizon"]
-                ),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RundownError(f"{source}: malformed rundown ({exc}): recompile it") from None
-        if rundown.fps != FPS:
-            raise RundownError(f"{source}: fps {rundown.fps} is not the house {FPS}")
-        rundown.check_contiguous()
+            rundown = _rundown_from(data, source)
+        except RundownError:
+            raise
+        except _Bad as bad:
+            raise RundownError(f"{source}: {bad}: recompile it") from None
+        except Exception as exc:  # last line of defence at a trust boundary: never crash a channel
+            raise RundownError(
+                f"{source}: malformed rundown ({type(exc).__name__}): recompile it"
+            ) from None
         return rundown
 
     def dumps(self) -> str:
@@ -261,39 +250,19 @@ class Rundown:
         os.replace(tmp, path)
 
     @classmethod
+    def loads(cls, raw: bytes, *, source: str = "rundown") -> Rundown:
+        """Parse and validate a rundown file's bytes (bounded size and nesting)."""
+        return cls.from_json(parse_rundown_json(raw, source=source), source=source)
+
+    @classmethod
     def load(cls, path: Path) -> Rundown:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RundownError(
-                f"{path}: no such rundown: compile it with `skyclass rundown compile`"
-            ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RundownError(f"{path}: not valid JSON ({exc}): recompile it") from None
-        return cls.from_json(data, source=str(path))
+        """Read and validate a rundown file; raise only RundownError."""
+        return cls.loads(read_rundown_bytes(path), source=str(path))
 
 
 def rundown_path(rundown_dir: Path, channel_id: str, broadcast_date: date) -> Path:
     """Where the compiled rundown for a channel and day lives (var/rundowns/ID/DATE.json)."""
     return rundown_dir / channel_id / f"{broadcast_date.isoformat()}.json"
-
-
-def _zone_name(value: object) -> str:
-    """A time zone name that exists (ValueError otherwise, reported as a malformed rundown)."""
-    if not isinstance(value, str):
-        raise ValueError(f"timezone {value!r} is not a name")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {value!r}") from None
-    return value
-
-
-def _aware(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError(f"time {text!r} has no UTC offset")
-    return value.astimezone(UTC)
 
 
 def _plain(obj: Any) -> Any:
@@ -315,18 +284,376 @@ def _event_json(event: RundownEvent) -> dict[str, Any]:
     return dict(data)
 
 
-def _si_from_json(data: dict[str, Any]) -> SiText:
-    nibbles = data.get("content_nibbles", [0x5, 0x4])
-    return SiText(**{**data, "content_nibbles": (int(nibbles[0]), int(nibbles[1]))})
+# -- reading a rundown file: bounded, and nothing but RundownError ------------------------
+
+#: A day of 30-second filler pieces with a 7-day EPG horizon is ~3 MB; anything much
+#: larger is not a rundown, and the engine parses a reload inline between GOPs.
+MAX_RUNDOWN_BYTES = 16 << 20
+#: The format nests 5 deep (file, events, event, si, content_nibbles).
+MAX_NESTING = 16
+#: Digits in one JSON integer: frames, ids and rates fit in 12; 5,000 digits cost seconds.
+MAX_INT_DIGITS = 20
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKETS_ONLY = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
 
 
-def _event_from_json(data: dict[str, Any]) -> RundownEvent:
-    return RundownEvent(
-        **{
-            **data,
-            "type": EventType(data["type"]),
-            "start_mode": StartMode(data["start_mode"]),
-            "media": MediaRef(**data["media"]) if data.get("media") else None,
-            "si": _si_from_json(data["si"]) if data.get("si") else None,
-        }
-    )
+def read_rundown_bytes(path: Path, *, limit: int = MAX_RUNDOWN_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, else RundownError.
+
+    Opened non-blocking and checked with fstat, so a FIFO, a device or a directory
+    put where a rundown belongs is refused at once instead of blocking the reader.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise RundownError(
+            f"{path}: no such rundown: compile it with `skyclass rundown compile`"
+        ) from None
+    except OSError as exc:
+        raise RundownError(f"{path}: cannot open the rundown ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RundownError(f"{path}: not a regular file: replace it with a compiled rundown")
+        if st.st_size > limit:
+            raise RundownError(
+                f"{path}: {st.st_size} bytes is larger than any rundown ({limit} at most): "
+                "recompile it"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            piece = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not piece:
+                break
+            chunks.append(piece)
+            size += len(piece)
+        if size > limit:  # grew while we read it
+            raise RundownError(f"{path}: larger than any rundown ({limit} bytes at most)")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise RundownError(f"{path}: cannot read the rundown ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def parse_rundown_json(raw: bytes, *, source: str = "rundown") -> object:
+    """Strict UTF-8 JSON with bounded size, nesting and integer length; RundownError otherwise."""
+    if len(raw) > MAX_RUNDOWN_BYTES:
+        raise RundownError(f"{source}: larger than any rundown ({MAX_RUNDOWN_BYTES} bytes at most)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RundownError(f"{source}: not UTF-8 (byte {exc.start}): recompile it") from None
+    if _nesting_exceeds(raw, MAX_NESTING):
+        raise RundownError(
+            f"{source}: brackets nested deeper than {MAX_NESTING} levels or unbalanced: "
+            "not a rundown, recompile it"
+        )
+    try:
+        return json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise RundownError(f"{source}: not valid JSON ({_short(str(exc))}): recompile it") from None
+
+
+def _nesting_exceeds(raw: bytes, limit: int) -> bool:
+    """True if JSON brackets (outside strings) may nest deeper than ``limit``.
+
+    Peels innermost ``[]``/``{}`` pairs, one level per pass: C-speed regex passes,
+    at most ``limit`` of them, so a hostile file costs milliseconds, never recursion.
+    """
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _BRACKETS_ONLY)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        peeled = _INNERMOST.sub(b"", brackets)
+        if peeled == brackets:  # unbalanced (truncated?): json.loads says where, unless too deep
+            return brackets.count(b"[") + brackets.count(b"{") > limit
+        brackets = peeled
+    return bool(brackets)
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"a {len(text)}-digit number")
+    return int(text)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- validation: one typed reader per field ----------------------------------------------
+
+
+class _Bad(Exception):
+    """A field that is not what the format says (turned into RundownError at the top)."""
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where}: {what}")
+
+
+def _show(value: object) -> str:
+    """A short, safe description of a bad value (a repr can be huge or even fail)."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**30 else f"a {value.bit_length()}-bit integer"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(_short(value, 40))
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    return type(value).__name__
+
+
+Field = Callable[[object, str], object]
+
+
+def _text(max_len: int = 4096, *, nonempty: bool = False) -> Field:
+    def read(value: object, where: str) -> str:
+        if not isinstance(value, str):
+            raise _Bad(where, f"expected text, got {_show(value)}")
+        if len(value) > max_len or (nonempty and not value):
+            raise _Bad(where, f"text of {len(value)} characters (1 to {max_len} allowed)")
+        return value
+
+    return read
+
+
+def _integer(lo: int, hi: int) -> Field:
+    def read(value: object, where: str) -> int:
+        if type(value) is not int:  # bool is an int subclass: refused too
+            raise _Bad(where, f"expected an integer {lo}..{hi}, got {_show(value)}")
+        if not lo <= value <= hi:
+            raise _Bad(where, f"{_show(value)} is out of range {lo}..{hi}")
+        return value
+
+    return read
+
+
+def _boolean(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad(where, f"expected true or false, got {_show(value)}")
+    return value
+
+
+def _optional(inner: Field) -> Field:
+    def read(value: object, where: str) -> object:
+        return None if value is None else inner(value, where)
+
+    return read
+
+
+def _choice(kind: type[StrEnum]) -> Field:
+    def read(value: object, where: str) -> StrEnum:
+        allowed = [member.value for member in kind]
+        if not isinstance(value, str) or value not in allowed:
+            raise _Bad(where, f"expected one of {', '.join(allowed)}, got {_show(value)}")
+        return kind(value)
+
+    return read
+
+
+def _day(value: object, where: str) -> date:
+    if not isinstance(value, str) or len(value) != 10:
+        raise _Bad(where, f"expected a date YYYY-MM-DD, got {_show(value)}")
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise _Bad(where, f"expected a date YYYY-MM-DD, got {_show(value)}") from None
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise _Bad(where, f"year {day.year} is out of range {MIN_YEAR}..{MAX_YEAR}")
+    return day
+
+
+def _instant(value: object, where: str) -> datetime:
+    if not isinstance(value, str) or len(value) > 40:
+        raise _Bad(where, f"expected an ISO time with a UTC offset, got {_show(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Bad(where, f"expected an ISO time with a UTC offset, got {_show(value)}") from None
+    if parsed.tzinfo is None:
+        raise _Bad(where, f"time {_show(value)} has no UTC offset")
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise _Bad(where, f"year {parsed.year} is out of range {MIN_YEAR}..{MAX_YEAR}")
+    return parsed.astimezone(UTC)
+
+
+def _zone_name(value: object, where: str) -> str:
+    """A time zone name that exists."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise _Bad(where, f"expected a time zone name, got {_show(value)}")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise _Bad(where, f"unknown time zone {_show(value)}") from None
+    return value
+
+
+def _profile(value: object, where: str) -> str:
+    if value not in PROFILE_NAMES:
+        raise _Bad(
+            where, f"expected a house profile ({', '.join(PROFILE_NAMES)}), got {_show(value)}"
+        )
+    assert isinstance(value, str)
+    return value
+
+
+def _nibbles(value: object, where: str) -> tuple[int, int]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise _Bad(where, f"expected two content nibbles, got {_show(value)}")
+    nibble = _integer(0, 15)
+    return (cast(int, nibble(value[0], f"{where}[0]")), cast(int, nibble(value[1], f"{where}[1]")))
+
+
+def _array(inner: Field, max_items: int) -> Field:
+    def read(value: object, where: str) -> tuple[object, ...]:
+        if not isinstance(value, list):
+            raise _Bad(where, f"expected a list, got {_show(value)}")
+        if len(value) > max_items:
+            raise _Bad(where, f"{len(value)} items (at most {max_items})")
+        return tuple(inner(item, f"{where}[{n}]") for n, item in enumerate(value))
+
+    return read
+
+
+def _record(cls: type[Any], spec: dict[str, Field]) -> Field:
+    """A JSON object read into dataclass ``cls``: every key known, every required key present."""
+    required = {
+        f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+    }
+
+    def read(value: object, where: str) -> object:
+        if not isinstance(value, dict):
+            raise _Bad(where, f"expected an object, got {_show(value)}")
+        unknown = [k for k in value if k not in spec]
+        if unknown:
+            raise _Bad(where, f"unknown field {_show(unknown[0])}")
+        missing = sorted(required - set(value))
+        if missing:
+            raise _Bad(where, f"missing field {missing[0]!r}")
+        return cls(**{key: spec[key](item, f"{where}.{key}") for key, item in value.items()})
+
+    return read
+
+
+MIN_YEAR, MAX_YEAR = 2000, 2999  # far from datetime's limits, so day arithmetic never overflows
+PROFILE_NAMES = tuple(sorted(PROFILES))
+_U16 = (0, 0xFFFF)
+_FRAMES = (0, 2 * DAY_FRAMES)  # a day's events may run past midnight, never by a day
+
+_MEDIA = _record(
+    MediaRef,
+    {
+        "asset_id": _text(128, nonempty=True),
+        "path": _text(4096, nonempty=True),
+        "sha256": _text(128),
+        "duration_frames": _integer(*_FRAMES),
+        "kind": _text(32),
+        "title": _text(),
+        "ad_category": _optional(_text(32)),
+    },
+)
+_SI = _record(
+    SiText,
+    {
+        "title": _text(),
+        "description": _text(16_384),
+        "content_nibbles": _nibbles,
+        "grade": _optional(_text(64)),
+        "subject": _optional(_text(64)),
+        "topic": _boolean,
+        "textbook_edition": _optional(_text(256)),
+        "unit": _optional(_text(256)),
+        "lesson_number": _optional(_integer(0, 100_000)),
+    },
+)
+_EVENT = _record(
+    RundownEvent,
+    {
+        "event_id": _text(128, nonempty=True),
+        "eit_event_id": _integer(*_U16),
+        "type": _choice(EventType),
+        "start_mode": _choice(StartMode),
+        "hard": _boolean,
+        "start_frame": _integer(*_FRAMES),
+        "duration_frames": _integer(1, 2 * DAY_FRAMES),
+        "media": _optional(_MEDIA),
+        "si": _optional(_SI),
+        "ad_break": _optional(_text(128)),
+        "gap_fill": _boolean,
+        "source_row": _optional(_text(512)),
+    },
+)
+_EPG_ENTRY = _record(
+    EpgEntry,
+    {
+        "eit_event_id": _integer(*_U16),
+        "start": _instant,
+        "duration_seconds": _integer(1, 2 * 86_400),
+        "si": _SI,
+    },
+)
+_SERVICE = _record(
+    RundownService,
+    {
+        "channel_id": _text(64, nonempty=True),
+        "name_zh": _text(256),
+        "name_en": _text(256),
+        "provider_zh": _text(256),
+        "service_id": _integer(*_U16),
+        "transport_stream_id": _integer(*_U16),
+        "original_network_id": _integer(*_U16),
+        "profile": _profile,
+        "mux_rate": _integer(500_000, 1_000_000_000),
+    },
+)
+_MAX_EVENTS = 100_000
+_FILE_FIELDS: dict[str, Field] = {
+    "service": _SERVICE,
+    "broadcast_date": _day,
+    "day_start": _instant,
+    "fps": _integer(FPS, FPS),
+    "timezone": _zone_name,
+    "schedule_version": _integer(0, 2**31 - 1),
+    "compiled_at": _instant,
+    "slate_text": _text(1024),
+    "filler_pool": _array(_MEDIA, 10_000),
+    "events": _array(_EVENT, _MAX_EVENTS),
+    "epg_horizon": _array(_EPG_ENTRY, _MAX_EVENTS),
+}
+
+
+def _rundown_from(data: object, source: str) -> Rundown:
+    if not isinstance(data, dict):
+        raise _Bad("the file", f"expected a JSON object, got {_show(data)}")
+    if data.get("format") != RUNDOWN_FORMAT:
+        raise RundownError(
+            f"{source}: not a {RUNDOWN_FORMAT} file (format={_show(data.get('format'))}): "
+            "compile it with `skyclass rundown compile`"
+        )
+    body = {k: v for k, v in data.items() if k != "format"}
+    read = _record(Rundown, _FILE_FIELDS)
+    rundown = cast(Rundown, read(body, "rundown"))
+    midnight = datetime.combine(rundown.broadcast_date, time(0), tzinfo=rundown.zone)
+    if rundown.day_start != midnight.astimezone(UTC):
+        raise _Bad(
+            "rundown.day_start",
+            f"{rundown.day_start.isoformat()} is not 00:00 of {rundown.broadcast_date} "
+            f"in {rundown.timezone}",
+        )
+    try:
+        rundown.check_contiguous()
+    except RundownError as exc:
+        raise RundownError(f"{source}: {exc}: recompile it") from None
+    return rundown

@@ -208,6 +208,27 @@ class ScheduleStore:
             )
             return {(r.channel_id, r.broadcast_date): _day(r) for r in rows}
 
+    def day_versions(
+        self, channel_ids: Iterable[str], first: date, last: date
+    ) -> list[tuple[datetime, DaySchedule]]:
+        """Every version of each listed channel-day in [first, last] with when it was made,
+        oldest first: the compliance audit replays which version was in force when."""
+        ids = sorted(set(channel_ids))
+        if not ids:
+            return []
+        with self._sessions() as session:
+            pairs = session.execute(
+                select(ScheduleVersionRow.created_at, ScheduleDayRow)
+                .join(ScheduleVersionRow, ScheduleDayRow.version == ScheduleVersionRow.number)
+                .where(
+                    ScheduleDayRow.channel_id.in_(ids),
+                    ScheduleDayRow.broadcast_date >= first,
+                    ScheduleDayRow.broadcast_date <= last,
+                )
+                .order_by(ScheduleDayRow.version)
+            ).all()
+            return [(created_at, _day(row)) for created_at, row in pairs]
+
     def stamp(self) -> int:
         """The newest version number (0 when empty): any load or rollback changes it."""
         with self._sessions() as session:

@@ -4,7 +4,9 @@ The rules (issue #4): known channel; a lesson's grade carried by the channel
 (专题教育 lessons air anywhere); a known, approved asset of the right kind and
 house profile that keeps its band's duration rule; no overlaps; fixed starts
 on the 25 fps frame grid; ads and promos only in a break between two lessons;
-the screen-time policy (minimum break between lessons, lesson minutes per day).
+the screen-time policy (minimum break between lessons, lesson minutes per day);
+the channel's ad policy (issue #12: no banned ad category, at most its ad minutes
+in any clock hour; ingest requires the category, the audit reports ads without one).
 Gaps are warnings: the rundown compiler fills them.
 
 Validation never writes; the caller stores the result only if `errors` is empty.
@@ -18,11 +20,11 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from channels import Channel, ChannelRegistry
+from channels import Channel, ChannelRegistry, split_by_clock_hour
 from core.timecode import FPS
 from epg.cells import parse_clock, parse_date, parse_duration, parse_mode, parse_type
 from epg.errors import CellError, Problem
@@ -34,6 +36,7 @@ from epg.schedule import (
     ScheduleSource,
     beijing_clock,
     day_frames,
+    frame_instant,
 )
 from grading import GradingPolicy, is_topic
 from ingest import Asset, AssetKind
@@ -478,6 +481,8 @@ def _check_day(
                 f"there is no lesson {side} it on {channel.id} on {day}: move it or remove it",
             )
 
+    _check_ads(channel, day, items, zone, findings)
+
     min_break = screen.min_break_minutes * 60 * FPS
     cap = screen.max_lesson_minutes_per_day * 60 * FPS
     total = 0
@@ -505,3 +510,44 @@ def _check_day(
                 "allows: move lessons to another day",
             )
             capped = True  # report the cap once per day, at the lesson that crosses it
+
+
+def _check_ads(
+    channel: Channel, day: date, items: list[_Parsed], zone: ZoneInfo, findings: _Findings
+) -> None:
+    """The channel's ad policy: no banned category, at most its ad minutes in a clock hour."""
+    policy = channel.ad_policy
+    used: dict[datetime, int] = {}
+    reported: set[datetime] = set()
+    for item in items:
+        if item.type is None or not item.type.is_commercial or item.asset is None:
+            continue
+        asset = item.asset
+        category = asset.ad_category
+        if category is not None and category in policy.banned:
+            findings.error(
+                item.row,
+                "asset",
+                f"asset {asset.asset_id} is a {category.value} ({category.name_zh}) "
+                f"{item.type.value}: that category is banned on {channel.id}, a channel for "
+                "minors (Advertising Law §40, 双减, TV shopping): schedule another one",
+            )
+            continue
+        if item.type is not EventType.AD:
+            continue
+        assert item.start is not None
+        share = split_by_clock_hour(
+            [(frame_instant(zone, day, item.start), item.duration or 0)], zone
+        )
+        for hour, frames in share.items():
+            used[hour] = used.get(hour, 0) + frames
+            if used[hour] > policy.max_frames_per_hour and hour not in reported:
+                reported.add(hour)
+                findings.error(
+                    item.row,
+                    "start",
+                    f"this ad brings {hour:%H}:00–{hour.hour + 1:02d}:00 on {day} to "
+                    f"{used[hour] / FPS / 60:.1f} ad minutes, over the "
+                    f"{policy.max_minutes_per_hour:g} per clock hour {channel.id} allows "
+                    "(SARFT Order 61): move ads to another hour or drop some",
+                )

@@ -19,8 +19,8 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
 from importlib.resources import files
@@ -66,6 +66,8 @@ class XmltvDocument:
     body: bytes
     channels: tuple[str, ...]
     programmes: int
+    #: (channel, day) → the schedule version each listed day was rendered from (guide log)
+    versions: Mapping[tuple[str, date], int] = field(default_factory=dict)
 
     @property
     def etag(self) -> str:
@@ -153,7 +155,12 @@ class XmltvExporter:
             doctype='<!DOCTYPE tv SYSTEM "xmltv.dtd">',
         )
         logger.debug("xmltv: %d channels, %d programmes, %d bytes", len(channels), count, len(body))
-        return XmltvDocument(body=body, channels=tuple(c.id for c in channels), programmes=count)
+        return XmltvDocument(
+            body=body,
+            channels=tuple(c.id for c in channels),
+            programmes=count,
+            versions={key: held.version for key, held in schedules.items()},
+        )
 
     def _channel(self, channel: Channel) -> etree._Element:
         element = etree.Element("channel", id=channel.id)

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from channels.ads import AdCategory
 from core.timecode import FPS
 
 
@@ -111,6 +112,7 @@ class NewAsset:
     loudness_after: Mapping[str, Any]
     qc: Mapping[str, Any]  # QcReport.as_json()
     attachments: tuple[Attachment, ...] = ()
+    ad_category: AdCategory | None = None  # what an ad (or promo) sells: required for ads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +136,16 @@ class Asset:
     created_at: datetime
     reviews: tuple[Review, ...] = ()
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
+    ad_category: AdCategory | None = None
+
+    def approved_at(self, instant: datetime) -> bool:
+        """Whether the asset stood approved at an instant: its latest review by then approved it.
+
+        The compliance audit asks this of every lesson that aired (a later approval does
+        not clear an earlier airing).
+        """
+        decided = [r for r in self.reviews if r.at <= instant]
+        return bool(decided) and max(decided, key=lambda r: r.at).state is ReviewState.APPROVED
 
     @property
     def title(self) -> str:
@@ -166,6 +178,7 @@ class Asset:
             "asset_id": self.asset_id,
             "lesson_id": self.lesson_id,
             "kind": self.kind.value,
+            "ad_category": self.ad_category.value if self.ad_category else None,
             "title": meta.title,
             "grade": meta.grade,
             "subject": meta.subject,

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from channels.ads import AdCategory
 from channels.profiles import HouseProfile, profile_by_name
 from channels.registry import ChannelRegistry
 from core.clock import Clock
@@ -170,6 +171,15 @@ def _kind(value: str) -> AssetKind:
         raise IngestInputError(f"unknown --kind {value!r}: use one of {known}") from None
 
 
+def _ad_category(value: str | None, where: str = "--ad-category") -> AdCategory | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return AdCategory.parse(value)
+    except ValueError as exc:
+        raise IngestInputError(f"{where}: {exc}") from None
+
+
 def _optional_int(value: str | None, where: str) -> int | None:
     if value is None or not str(value).strip():
         return None
@@ -230,6 +240,7 @@ def _manifest_jobs(
                 kind=_kind(cell("kind") or "lesson"),
                 lesson_id=cell("lesson_id"),
                 package=folder / package if package else None,
+                ad_category=_ad_category(cell("ad_category"), f"{where}, column 'ad_category'"),
             )
             jobs.append(_Job(label=name, request=request))
     return jobs
@@ -253,6 +264,15 @@ def ingest_command(
     ] = "lesson",
     package: Annotated[
         Path | None, typer.Option("--package", help="Resource package folder (任务单, 练习).")
+    ] = None,
+    ad_category: Annotated[
+        str | None,
+        typer.Option(
+            "--ad-category",
+            help="What an ad sells (广告类别; required for ads): public_service, food, books, "
+            "toys, sports, household, other, … (banned for minors: medical, drugs, "
+            "medical_devices, health_food, cosmetics, alcohol, beauty, tutoring, tv_shopping).",
+        ),
     ] = None,
     textbook_edition: Annotated[str | None, typer.Option("--textbook-edition")] = None,
     unit: Annotated[str | None, typer.Option("--unit")] = None,
@@ -294,6 +314,7 @@ def ingest_command(
             kind=_kind(kind),
             lesson_id=lesson_id if len(paths) == 1 else None,
             package=package,
+            ad_category=_ad_category(ad_category),
         )
         work.append(_Job(label=path.name, request=request))
     ingester = Ingester(
@@ -303,6 +324,7 @@ def ingest_command(
         clock=runtime.clock,
     )
     if len(work) == 1 and not (manifest and jobs > 1):
+        ingester.check_metadata(work[0].request)  # one clear line, before any progress bar
         outcome = _run_one(ingester, work[0], as_json)
         _print_outcomes([outcome], as_json)
         return
@@ -481,7 +503,8 @@ def assets_show(
 def _show(asset: Asset) -> None:
     console = Console()
     data = asset.as_json()
-    for key in ("asset_id", "lesson_id", "kind", "title", "grade", "subject", "profile", "path"):
+    keys = ("asset_id", "lesson_id", "kind", "ad_category", "title", "grade", "subject")
+    for key in (*keys, "profile", "path"):
         console.print(f"[bold]{key}[/bold]: {data[key]}", highlight=False)
     console.print(f"[bold]duration[/bold]: {asset.duration_frames} frames")
     after = asset.loudness_after
@@ -539,6 +562,22 @@ def assets_review(
         typer.echo(json.dumps(asset.as_json(), ensure_ascii=False, indent=2))
     else:
         typer.echo(f"{asset.asset_id}: {asset.review_state.value}")
+
+
+@assets_app.command("categorize")
+def assets_categorize(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="ID", help="Asset id or lesson id.")],
+    ad_category: Annotated[
+        str, typer.Option("--ad-category", help="What the ad sells, e.g. public_service.")
+    ],
+) -> None:
+    """Set the ad category (广告类别) of an ad or promo ingested without one."""
+    category = _ad_category(ad_category)
+    if category is None:
+        raise IngestInputError("--ad-category is empty: name a category, e.g. public_service")
+    asset = _library(_runtime(ctx)).set_ad_category(ref, category)
+    typer.echo(f"{asset.asset_id}: {category.value} ({category.name_zh})")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, T
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload, sessionmaker
 
+from channels.ads import AdCategory
 from core.orm import Base, UtcDateTime
 from ingest.asset import (
     Asset,
@@ -46,6 +47,7 @@ class AssetRow(Base):
     asset_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     lesson_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(16), index=True)
+    ad_category: Mapped[str | None] = mapped_column(String(32))  # ads and promos only
     title: Mapped[str] = mapped_column(String(256))
     grade: Mapped[str | None] = mapped_column(String(8), index=True)
     subject: Mapped[str | None] = mapped_column(String(64))
@@ -187,6 +189,7 @@ class AssetLibrary:
             asset_id=new.asset_id,
             lesson_id=new.lesson_id,
             kind=new.kind.value,
+            ad_category=new.ad_category.value if new.ad_category else None,
             title=meta.title,
             grade=meta.grade,
             subject=meta.subject,
@@ -282,6 +285,20 @@ class AssetLibrary:
             asset_id = row.asset_id
         return self.get(asset_id)
 
+    def set_ad_category(self, ref: str, category: AdCategory) -> Asset:
+        """Give an ad or promo its category (one ingested before categories were required)."""
+        with self._sessions() as session, session.begin():
+            row = self._row(session, ref)
+            if row is None:
+                raise UnknownAssetError(f"unknown asset {ref!r}: see `skyclass assets list`")
+            if not AssetKind(row.kind).is_commercial:
+                raise IngestInputError(
+                    f"asset {row.asset_id} is a {row.kind}: only ads and promos have an ad category"
+                )
+            row.ad_category = category.value
+            asset_id = row.asset_id
+        return self.get(asset_id)
+
     # -- mapping ---------------------------------------------------------------
 
     def _row(self, session: Session, ref: str) -> AssetRow | None:
@@ -307,6 +324,7 @@ class AssetLibrary:
             asset_id=row.asset_id,
             lesson_id=row.lesson_id,
             kind=AssetKind(row.kind),
+            ad_category=AdCategory(row.ad_category) if row.ad_category else None,
             metadata=LessonMetadata(
                 title=row.title,
                 grade=row.grade,

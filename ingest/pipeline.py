@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from channels.ads import AdCategory
 from channels.profiles import HouseProfile
 from core.clock import Clock
 from grading import GradingPolicy, check_subject, grade_by_code
@@ -54,6 +55,7 @@ class IngestRequest:
     kind: AssetKind = AssetKind.LESSON
     lesson_id: str | None = None
     package: Path | None = None
+    ad_category: AdCategory | None = None  # required for ads, optional for promos
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +108,15 @@ class Ingester:
         subject = meta.subject
         if request.kind is AssetKind.LESSON and (not grade or not subject):
             raise IngestInputError(f"{name}: a lesson needs --grade and --subject")
+        if request.kind is AssetKind.AD and request.ad_category is None:
+            raise IngestInputError(
+                f"{name}: an ad needs --ad-category (what it sells, e.g. public_service, food): "
+                "channels for minors ban some categories"
+            )
+        if request.ad_category is not None and not request.kind.is_commercial:
+            raise IngestInputError(
+                f"{name}: --ad-category is for ads and promos, not a {request.kind.value}"
+            )
         if grade:
             grade = grade_by_code(grade).code
             if subject:
@@ -276,6 +287,7 @@ class Ingester:
                         loudness_after=checked.loudness.as_json(),
                         qc=qc_json,
                         attachments=tuple(attachments),
+                        ad_category=request.ad_category,
                     )
                     asset = self.library.register(new_asset, at=self.clock.now())
                     lap("store")

@@ -23,24 +23,29 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.registry import ChannelRegistry
 from core.clock import Clock
 from core.timecode import FPS
-from epg.rundown import Rundown, rundown_path
+from epg.rundown import Rundown, RundownError, rundown_path
 from mpegts.monitor import check_file
 from playout.asrun.journal import AsRunJournal, recover
 from playout.asrun.ledger import AsRunLedger, journal_path
 from playout.check_sink import CheckSink, open_check_output
 from playout.engine import CUE_PREROLL_SECONDS, PlayoutEngine
 from playout.outputs.base import OutputSink
-from playout.reload import install_reload_signal
-from playout.stream import PlayoutError, PlayoutInputError
+from playout.reload import check_rundown_for, install_reload_signal, slate_start
+from playout.stream import PlayoutError, PlayoutInputError, TsChunk
+from playout.supervisor import ON_AIR, StopRequested, StopSignal, notify_supervisor
 
 logger = logging.getLogger(__name__)
 
-# Real time starts the stream this long after launch: the T-STD lead (~0.6 s) plus the
-# engine's start-up (slate, first clip, the cue hold muxed ahead) on a busy machine.
-START_AHEAD = 1.2
+# Real time: byte 0 is due this much later than the warmed-up engine's measured
+# start-up (scheduling on a busy machine); a start still late is tried again, later.
+START_MARGIN = 0.15
+START_ATTEMPTS = 3
+WARM_UP_AHEAD = 1.0  # seconds after launch the warm-up starts at (near the real join)
 # Datagrams per pacer wake-up (PCR-carrying ones still go exactly on time): a third of
 # the wake-ups, the largest CPU cost of a channel (docs/benchmarks.md "## Playout").
 PACING_BURST = 3
+# The pacing thread's nice value where allowed (CAP_SYS_NICE): sends on time on a busy host.
+PACING_NICE = -10
 
 
 class PlayoutRuntime(Protocol):
@@ -99,16 +104,32 @@ def run(
 ) -> None:
     """Play a channel's rundown as one continuous CBR MPEG-TS."""
     runtime = cast(PlayoutRuntime, ctx.obj)
-    launch = runtime.clock.monotonic()  # the instant the rundown is at ``at``
     channel = runtime.registry.get(channel_id)
+    # The rundown is at ``at`` at monotonic ``launch``: read together, or the stream is
+    # early by whatever ran between them (the registry took 5-25 ms).
+    launch = runtime.clock.monotonic()
     at = _parse_start(start, runtime.clock, runtime.zone)
     rundown_dir = runtime.var_dir / "rundowns"
-    path = rundown_file or rundown_path(rundown_dir, channel.id, at.astimezone(runtime.zone).date())
-    rundown = Rundown.load(path)
-    if rundown.channel_id != channel.id:
-        raise PlayoutInputError(f"{path} is the rundown of {rundown.channel_id}, not {channel.id}")
+    day = at.astimezone(runtime.zone).date()
+    path = rundown_file or rundown_path(rundown_dir, channel.id, day)
+    try:
+        rundown = Rundown.load(path)
+        check_rundown_for(
+            rundown, channel_id=channel.id, day=None if rundown_file else day, source=str(path)
+        )
+    except RundownError as exc:
+        if fast:  # an offline render has no air to keep: say what is wrong (exit 2)
+            raise
+        # Never off air: the slate, an alarm, and the engine keeps watching the file.
+        from epg.compiler import service_of
+
+        service = service_of(channel, runtime.registry)
+        rundown = slate_start(
+            path, str(exc), service=service, day=day, zone=runtime.zone, clock=runtime.clock
+        )
     urls = list(output or [o.url for o in channel.outputs])
-    ledger = AsRunLedger(journal_path(runtime.var_dir, channel.id))
+    # A torn tail is set aside (and journaled as a gap), never a reason not to start.
+    ledger = AsRunLedger.for_writer(journal_path(runtime.var_dir, channel.id))
     # A previous process that died mid-event: record what it aired, and say why we join late.
     interrupted = recover(ledger)
     # A new version of the file (or SIGHUP from `playout up`) splices in future events.
@@ -118,12 +139,20 @@ def run(
         rundown_dir=rundown_dir,
         rundown_file=path,
         cue_preroll=cue_preroll,
+        verify=fast,  # real time hashes files off the air path (playout.clip)
+        ad_policy=channel.ad_policy,  # withholds ads that break it (playout.adrules)
     )
     frames = None if duration is None else max(1, round(duration * FPS))
     sinks: list[OutputSink] = []
     checks: list[CheckSink] = []
     # The as-run follows the bytes: journaled when the chunk that proves it has been sent.
-    journal = AsRunJournal(ledger)
+    # The first one sent tells `playout up` this run is healthy (no restart backoff).
+    # SIGTERM stops the run after the chunk on the wire: the event on air is journaled
+    # as cut at the last chunk sent.
+    stop = StopSignal().install()
+    journal = AsRunJournal(
+        ledger, on_air=lambda: notify_supervisor(ON_AIR), checkpoint=stop.checkpoint
+    )
     try:
         for url in urls:
             if url.startswith("check:"):
@@ -155,10 +184,13 @@ def run(
                 frames,
                 join_note,
             )
+    except StopRequested as exc:
+        logger.warning("%s: %s: stopped; the event on air is cut where it left", channel.id, exc)
     finally:
+        journal.close(stopped=stop.reason)
+        stop.restore()
         for sink in sinks:
             sink.close()
-        journal.close()
     try:
         from playout.asrun.store import sync_journal  # SQLAlchemy only at the end
 
@@ -192,33 +224,66 @@ def _run_paced(
 ) -> None:
     """Pace the stream so each frame is presented at its rundown time (minus the --start offset).
 
-    The rundown is at ``at`` at monotonic ``launch``. The stream starts
-    START_AHEAD later, at the frame due then, so its first bytes (which lead their
-    picture by the T-STD delay) can still leave on time; byte 0 is then due at
-    ``engine.due_at(first chunk)`` mapped onto the monotonic clock. A start that
-    still runs late becomes pacer slip and is worked off at the overspeed.
+    The rundown is at ``at`` at monotonic ``launch``, so later it is at ``at +
+    (now - launch)``. Byte 0 leaves on its deadline with no backlog: the engine
+    is warmed up first (``PlayoutEngine.warm_up``: slate, first items opened,
+    first GOPs muxed), then the join is picked from the clock at that moment,
+    the earliest frame whose first byte is due once the measured start-up has
+    run again (``join_frame``); byte 0 is due at ``engine.due_at(first chunk)``.
+    If the machine was slower than that, the join is picked again, later. The
+    pacer never runs fast: lateness becomes an offset the schedule absorbs
+    (``on_late`` → ``engine.absorb_late``), and the as-run of an event that
+    started late says so (``engine.as_aired``).
     """
     from playout.outputs import FanOut
     from playout.pacer import Pacer
 
-    pacer = Pacer(FanOut(sinks), mux_rate=mux_rate, clock=clock, burst=PACING_BURST)
-    ahead = timedelta(seconds=START_AHEAD)
-    stream = iter(engine.chunks(at + ahead, duration_frames=frames, join_note=join_note))
-    first = next(stream, None)
-    if first is None:
-        return
+    def rundown_now() -> datetime:
+        return at + timedelta(seconds=clock.monotonic() - launch)
+
+    fanout = FanOut(sinks)
+    pacer = Pacer(fanout, mux_rate=mux_rate, clock=clock, burst=PACING_BURST, nice=PACING_NICE)
     try:
-        due: float | None = launch + (engine.due_at(first) - at).total_seconds()
-    except PlayoutError as exc:  # no PCR in the first bytes: send on arrival instead
-        logger.warning("cannot align the stream with the wall clock: %s", exc)
-        due = None
-    if due is not None:
+        warm = engine.warm_up(rundown_now() + timedelta(seconds=WARM_UP_AHEAD))
+        ready_in = warm.seconds + START_MARGIN
+        for attempt in range(1, START_ATTEMPTS + 1):
+            join = engine.join_frame(rundown_now(), ready_in=ready_in, lead=warm.lead)
+            stream = engine.chunks(join, duration_frames=frames, join_note=join_note)
+            first = next(stream, None)
+            if first is None:
+                return
+            try:
+                due: float | None = launch + (engine.due_at(first) - at).total_seconds()
+            except PlayoutError as exc:  # no PCR in the first bytes: send on arrival instead
+                logger.warning("cannot align the stream with the wall clock: %s", exc)
+                due = None
+            spare = 0.0 if due is None else due - clock.monotonic()
+            if spare >= 0 or attempt == START_ATTEMPTS:
+                break
+            logger.warning("start attempt %d was %.3f s late: joining later", attempt, -spare)
+            stream.close()
+            ready_in = 2 * ready_in - spare
         logger.info(
-            "first chunk ready %.3f s after launch, due at %.3f s",
-            clock.monotonic() - launch,
-            due - launch,
+            "warm-up %.3f s; joined at frame %d, first byte due %.3f s after launch "
+            "(%.3f s to spare)",
+            warm.seconds,
+            join,
+            (clock.monotonic() if due is None else due) - launch,
+            spare,
         )
-    pacer.run(itertools.chain((first,), stream), first_due=due, on_sent=journal.sent)
+
+        def sent(chunk: TsChunk) -> None:
+            journal.sent(engine.as_aired(chunk))
+
+        assert first is not None  # the loop returned otherwise
+        pacer.run(
+            itertools.chain((first,), stream),
+            first_due=due,
+            on_sent=sent,
+            on_late=engine.absorb_late,
+        )
+    finally:
+        fanout.close()  # drains the queued outputs (file, HLS) before they close
 
 
 @playout_app.command("check")

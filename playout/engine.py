@@ -9,13 +9,27 @@ A/V never drifts however many items air.
 
 The output is a pure function of the rundowns, the assets and the start
 position: SI times come from the timeline, never the host clock, and FFmpeg's
-mpegts muxer is deterministic given identical input.
+mpegts muxer is deterministic given identical input. The one exception is by
+design: a sender that falls behind the wall clock (``absorb_late``) makes the
+timeline skip that many frames of slack before the next anchor (playout.timeline),
+so the stream stays continuous (``wire_pts`` counts aired frames) while the
+pictures come back onto the wall clock.
+
+Real time starts in two steps (``playout run``): ``warm_up`` does once what
+costs time before a first byte (slate, opening the first items, muxing the
+first GOPs: what a start would do, thrown away), then ``join_frame`` picks the
+earliest frame whose bytes can still leave on time, from the wall clock at that
+moment and the measured start-up.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
+import math
+import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -23,10 +37,12 @@ from typing import Any
 
 import av
 
+from channels.ads import AdPolicy
 from channels.profiles import HouseProfile, profile_by_name
-from core.timecode import FRAME_TICKS
+from core.timecode import FPS, FRAME_TICKS
 from epg.rundown import DAY_FRAMES, Rundown, RundownError, rundown_path
 from epg.si.events import SiEvent
+from playout.adrules import AdRules
 from playout.asrun.ledger import AsRunLedger, AsRunRecord
 from playout.clip import Gop
 from playout.cues import splice_event_id, splice_insert
@@ -35,7 +51,7 @@ from playout.reload import RundownWatcher
 from playout.si_inject import SiScheduler, si_events
 from playout.slate import MP2_FRAME_TICKS, Slate, build_slate, house_decode_delay
 from playout.stream import AsRunMark, PlayoutError, PlayoutInputError, TsChunk
-from playout.timeline import Play, Slot, Timeline
+from playout.timeline import Play, PlayRole, Slot, Timeline
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +60,15 @@ HALF_AUDIO = MP2_FRAME_TICKS // 2
 CUE_PREROLL_SECONDS = 4.0  # SCTE-35 cues arrive this long before their splice (SCTE 67 typical)
 CUE_HOLD_SLACK = 1.5  # seconds of output held beyond the pre-roll (the mux lead is 0.5 s)
 RELOAD_POLL_FRAMES = 50  # look for a new rundown at least every 2 s of timeline
+SLATE_BLOCK = 25  # slate frames muxed between looks at the budget (and reloads)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WarmUp:
+    """What a thrown-away start measured: how long the first chunk took, and its lead."""
+
+    seconds: float  # from chunks() to the first chunk, everything already imported
+    lead: timedelta  # how long before its first frame's wall clock the first byte is due
 
 
 class AudioLane:
@@ -97,6 +122,23 @@ def _no_overlap(events: list[SiEvent]) -> list[SiEvent]:
     return out
 
 
+def _started_late(record: AsRunRecord, frames: int) -> AsRunRecord:
+    return dataclasses.replace(
+        record,
+        actual_frame=record.actual_frame + frames,
+        actual_start=record.actual_start + timedelta(seconds=frames / FPS),
+        reason="; ".join(
+            x
+            for x in (
+                record.reason,
+                f"started {frames} frames late: the sender had fallen behind the wall "
+                "clock, not yet absorbed in the slack",
+            )
+            if x
+        ),
+    )
+
+
 class PlayoutEngine:
     """Plays a channel's rundowns; ``chunks()`` yields the transport stream."""
 
@@ -111,6 +153,8 @@ class PlayoutEngine:
         rundown_file: Path | None = None,
         hot_reload: bool = True,
         cue_preroll: float = CUE_PREROLL_SECONDS,
+        verify: bool = True,
+        ad_policy: AdPolicy | None = None,
     ) -> None:
         """``rundown_file`` is where ``rundown`` came from (default: its place under
         ``rundown_dir``); with ``hot_reload`` a new version there is spliced in
@@ -120,11 +164,15 @@ class PlayoutEngine:
         ``ledger`` and ``on_record`` get each record when the event is muxed, seconds
         before its bytes leave (the cue hold); a sender that wants the as-run to
         follow the bytes journals ``TsChunk.asrun`` when it has sent the chunk
-        (``playout run`` does, see playout.asrun).
+        (``playout run`` does, see playout.asrun). ``verify=False`` checks files'
+        SHA-256 off the air path (playout.clip): real time; ``--fast`` verifies first.
+        ``ad_policy`` (default: the rules for minors) withholds commercials that break it
+        from every rundown loaded or reloaded (playout.adrules).
         """
         if not 0 <= cue_preroll <= 30:
             raise PlayoutInputError(f"cue pre-roll {cue_preroll} s: use 0 to 30 seconds")
-        self.rundown = rundown
+        self.ad_rules = AdRules(ad_policy)
+        self.rundown = self.ad_rules.apply(rundown)
         self.service = rundown.service
         self.profile: HouseProfile = profile_by_name(rundown.service.profile)
         self.rundown_dir = rundown_dir
@@ -146,12 +194,24 @@ class PlayoutEngine:
         self._first = 0  # timeline frame the stream started at
         self._at = 0  # timeline frame the timeline is being asked about (for as-run marks)
         self._muxer: TsMuxer | None = None
+        self.verify = verify
+        # Sender lateness (pacer thread) and the frames skipped to absorb it (engine thread).
+        self._late_lock = threading.Lock()
+        self._late = 0.0  # seconds the sender has fallen behind, in all
+        self._shift = 0  # timeline frames skipped so far
+        self._shifts: list[tuple[int, int]] = []  # (first frame after a skip, shift from it)
+        self._start_late: dict[tuple[str, int], int] = {}  # event → frames it started late
+        self._warming = False
+        self._rejoin = False  # a rundown replaced the empty start-up one: join it now
 
     # ------------------------------------------------------------ helpers
 
     def wire_pts(self, frame: int) -> int:
-        """Unwrapped 90 kHz PTS at which timeline frame ``frame`` is shown."""
-        return ORIGIN + self.pts_offset + frame * FRAME_TICKS
+        """Unwrapped 90 kHz PTS at which timeline frame ``frame`` is shown.
+
+        Frames skipped to absorb sender lateness never aired, so they take no time.
+        """
+        return ORIGIN + self.pts_offset + (frame - self._shift) * FRAME_TICKS
 
     def wall_clock(self, frame: int) -> datetime:
         return self.rundown.wall_clock(frame)
@@ -179,7 +239,7 @@ class PlayoutEngine:
         if not path.exists():
             return None
         try:
-            loaded = Rundown.load(path)
+            loaded = self.ad_rules.apply(Rundown.load(path))
         except RundownError as exc:
             logger.error("%s: next day's rundown unusable: %s", self.service.channel_id, exc)
             return None
@@ -198,6 +258,8 @@ class PlayoutEngine:
     def _poll_reload(self, pos: int) -> None:
         """Splice in any new rundown version (between items, and between GOPs of long ones)."""
         self._next_poll = pos + RELOAD_POLL_FRAMES
+        if self._warming:
+            return  # a new version is for the run that airs, not for the warm-up
         timeline = self._timeline
         today = pos // DAY_FRAMES
         for day in sorted(self._watchers):
@@ -224,6 +286,7 @@ class PlayoutEngine:
                     current.broadcast_date,
                 )
                 continue
+            new = self.ad_rules.apply(new, current=current, on_air_frame=pos - day * DAY_FRAMES)
             try:
                 timeline.reload(day, new, pos)
             except RundownError as exc:
@@ -232,11 +295,16 @@ class PlayoutEngine:
                 )
                 continue
             self.reloads.append((pos, new.schedule_version))
+            # Started with no readable rundown (slate): join the event on air now.
+            self._rejoin = self._rejoin or not current.events
             self._set_si_events()
             self._update_pf(pos, force=True)
 
     def _record(self, record: AsRunRecord) -> None:
+        record = self.ad_rules.explain(record)  # a withheld ad's as-run says which rule
         self.records.append(record)
+        if self._warming:
+            return
         if self._muxer is not None:
             self._muxer.mark(AsRunMark(record=record, final=True, frame=self._at))
         if self.ledger is not None:
@@ -245,6 +313,7 @@ class PlayoutEngine:
             self._on_record(record)
 
     def _opened(self, record: AsRunRecord) -> None:
+        record = self.ad_rules.explain(record)
         if self._muxer is not None:
             self._muxer.mark(AsRunMark(record=record, final=False, frame=self._at))
 
@@ -258,8 +327,86 @@ class PlayoutEngine:
         if self._muxer is None:
             raise PlayoutError("the engine has not produced a chunk yet")
         pcr = self._muxer.stream_time(chunk.byte_offset)
-        lead = (self.wire_pts(self._first) - pcr) % (1 << 33)
+        first_pts = ORIGIN + self.pts_offset + self._first * FRAME_TICKS
+        lead = (first_pts - pcr) % (1 << 33)
         return self.wall_clock(self._first) - timedelta(microseconds=lead * 100 // 9)
+
+    # ------------------------------------------------- real time: start, lateness
+
+    def warm_up(self, start: datetime | int | None = None) -> WarmUp:
+        """Start at ``start`` and throw it away once the first chunk is out.
+
+        Everything a start pays for once happens here (the slate, FFmpeg's muxer,
+        opening and probing the first items, their first GOPs read from disk), so
+        the real start after it is quick and ``seconds`` measures it with margin.
+        """
+        began = time.perf_counter()
+        self._warming = True  # its as-run goes nowhere
+        stream = self.chunks(start)
+        try:
+            first = next(stream)
+            seconds = time.perf_counter() - began
+            lead = self.wall_clock(self._first) - self.due_at(first)
+        finally:
+            stream.close()
+            self._warming = False
+        self.records.clear()
+        self.reloads.clear()
+        return WarmUp(seconds=seconds, lead=lead)
+
+    def join_frame(self, now: datetime, *, ready_in: float, lead: timedelta) -> int:
+        """The earliest frame whose first byte, due ``lead`` before it airs, is due no
+        sooner than ``ready_in`` seconds after ``now``: a start with no backlog.
+
+        Any frame will do: a join between IDRs pads with slate to the next one.
+        """
+        earliest = now + timedelta(seconds=ready_in) + lead
+        return self.rundown.frame_at(earliest) + 1
+
+    def absorb_late(self, seconds: float) -> None:
+        """The sender fell ``seconds`` behind the wall clock for good (the pacer's ``on_late``).
+
+        Called on the pacing thread. The timeline skips as many frames of slack
+        before the next anchor, so it starts on its frame.
+        """
+        with self._late_lock:
+            self._late += seconds
+        logger.warning(
+            "%s: %.3f s of sender lateness to absorb in the schedule",
+            self.service.channel_id,
+            seconds,
+        )
+
+    def _owed(self) -> int:
+        """Frames the wall clock is ahead of the timeline (lateness not yet skipped)."""
+        with self._late_lock:
+            return max(0, math.floor(self._late * self.profile.fps + 0.5) - self._shift)
+
+    def as_aired(self, chunk: TsChunk) -> TsChunk:
+        """``chunk`` with its as-run corrected for lateness not absorbed when it was sent.
+
+        Called on the pacing thread right after the chunk went out: an event
+        that started while the sender was behind (and the slack before it could
+        not absorb that) started late on the wall clock, and the as-run says so.
+        """
+        if not chunk.asrun:
+            return chunk
+        with self._late_lock:
+            late = self._late * self.profile.fps
+        shifts = self._shifts
+        at = bisect.bisect_right(shifts, chunk.frame, key=lambda shift: shift[0]) - 1
+        frames = math.floor(late - (shifts[at][1] if at >= 0 else 0) + 0.5)
+        marks: list[AsRunMark] = []
+        for mark in chunk.asrun:
+            key = (mark.record.event_id, mark.record.scheduled_frame)
+            if mark.final:
+                late_by = self._start_late.pop(key, frames)
+            else:
+                late_by = self._start_late[key] = frames
+            if late_by > 0:
+                mark = dataclasses.replace(mark, record=_started_late(mark.record, late_by))
+            marks.append(mark)
+        return dataclasses.replace(chunk, asrun=tuple(marks))
 
     # -------------------------------------------------------------- engine
 
@@ -269,7 +416,7 @@ class PlayoutEngine:
         *,
         duration_frames: int | None = None,
         join_note: str = "",
-    ) -> Iterator[TsChunk]:
+    ) -> Generator[TsChunk, None, None]:
         """The stream from ``start`` (a frame or an instant); endless unless a duration is set.
 
         The bytes lead the pictures by the T-STD delay: frame f is shown when the
@@ -281,6 +428,11 @@ class PlayoutEngine:
         """
         first = self.frame_of(start)
         self._first = first
+        with self._late_lock:
+            self._late = 0.0
+            self._shift = 0
+        self._shifts = []
+        self._start_late = {}
         end = None if duration_frames is None else first + duration_frames
         timeline = Timeline(
             channel_id=self.service.channel_id,
@@ -290,6 +442,9 @@ class PlayoutEngine:
             on_record=self._record,
             on_open=self._opened,
             join_note=join_note,
+            owed=self._owed,
+            verify=self.verify,
+            quiet=self._warming,
         )
         self._timeline = timeline
         if self.hot_reload:
@@ -310,7 +465,6 @@ class PlayoutEngine:
         self._si_base = si_events(timeline.rundowns())
         self._aired.clear()
         self._pf_slot = None
-        known_days = len(timeline.rundowns())
         hold_seconds = self.cue_preroll_ticks / 90_000 + CUE_HOLD_SLACK
         muxer = TsMuxer(
             service=self.service,
@@ -319,16 +473,40 @@ class PlayoutEngine:
             hold_bytes=round(hold_seconds * self.service.mux_rate / 8),
         )
         self._muxer = muxer
+        try:
+            yield from self._run(timeline, scheduler, muxer, first, end)
+        finally:
+            muxer.discard()  # a no-op after close(); frees FFmpeg if the caller stopped early
+
+    def _run(
+        self,
+        timeline: Timeline,
+        scheduler: SiScheduler,
+        muxer: TsMuxer,
+        first: int,
+        end: int | None,
+    ) -> Iterator[TsChunk]:
+        known_days = len(timeline.rundowns())
         lane = AudioLane(self.slate.silence)
         self._last_video_dts: int | None = None
         self._delay = house_decode_delay(self.profile)
         pos = first
         in_break: str | None = None
-        while end is None or pos < end:
+        # ``end`` counts aired frames: skipped ones extend it.
+        while end is None or pos < end + self._shift:
             if self._watchers:
                 self._poll_reload(pos)
+            if self._rejoin:
+                self._rejoin = False
+                timeline.seek(pos)
             self._at = pos
             play = timeline.next(pos)
+            if play.role is PlayRole.SKIP:
+                with self._late_lock:
+                    self._shift += play.frames
+                pos += play.frames
+                self._shifts.append((pos, self._shift))
+                continue
             if len(timeline.rundowns()) != known_days:
                 known_days = len(timeline.rundowns())
                 self._set_si_events()
@@ -344,9 +522,9 @@ class PlayoutEngine:
                 if play.ad_break is not None:
                     scheduler.cue(self._cue(play.ad_break, pos, out=True), due=due)
                 in_break = play.ad_break
-            limit = play.frames if end is None else min(play.frames, end - pos)
+            limit = play.frames if end is None else min(play.frames, end + self._shift - pos)
             if play.clip is None:
-                played = yield from self._air_slate(muxer, lane, pos, limit)
+                played = yield from self._air_slate(muxer, lane, play, pos, limit)
                 note = ""
             else:
                 played, note = yield from self._air_clip(muxer, lane, play, pos, limit)
@@ -421,8 +599,9 @@ class PlayoutEngine:
         self._last_video_dts = dts
 
     def _slate_frames(
-        self, muxer: TsMuxer, lane: AudioLane, pos: int, count: int
-    ) -> Generator[TsChunk, None, None]:
+        self, muxer: TsMuxer, lane: AudioLane, pos: int, count: int, *, cut: bool = False
+    ) -> Generator[TsChunk, None, int]:
+        """``count`` slate frames; with ``cut``, fewer if a rundown replaced the empty one."""
         frames = self.slate.video_frames
         for k in range(count):
             pts = self.wire_pts(pos + k)
@@ -435,13 +614,26 @@ class PlayoutEngine:
                 yield from muxer.drain()
                 if self._watchers and pos + k + 1 >= self._next_poll:
                     self._poll_reload(pos + k + 1)
+                    if cut and self._rejoin:
+                        return k + 1
         yield from muxer.drain()
+        return count
 
     def _air_slate(
-        self, muxer: TsMuxer, lane: AudioLane, pos: int, frames: int
+        self, muxer: TsMuxer, lane: AudioLane, play: Play, pos: int, frames: int
     ) -> Generator[TsChunk, None, int]:
-        yield from self._slate_frames(muxer, lane, pos, frames)
-        return frames
+        """Slate in blocks; slack slate stops frame-exactly when lateness shortens it."""
+        done = 0
+        while done < frames:
+            allowed = frames if not play.fit else min(frames, self._timeline.budget(play, pos))
+            count = min(SLATE_BLOCK, allowed - done)
+            if count <= 0:
+                break
+            aired = yield from self._slate_frames(muxer, lane, pos + done, count, cut=True)
+            done += aired
+            if aired < count or self._rejoin:
+                break
+        return done
 
     def _air_clip(
         self, muxer: TsMuxer, lane: AudioLane, play: Play, pos: int, limit: int
@@ -449,9 +641,17 @@ class PlayoutEngine:
         assert play.clip is not None
         done = 0
         damaged = 0
+        note = ""
         carry: list[tuple[int, av.Packet[Any]]] = []  # audio at a GOP's very end, for the next GOP
         for gop in play.clip.gops(play.first_gop):
             if done >= limit:
+                break
+            if play.fit and done + gop.frames > self._timeline.budget(play, pos):
+                break  # lateness reported meanwhile: end at this IDR, slate fits the rest
+            mismatch = play.clip.mismatch()
+            if mismatch is not None:
+                logger.error("%s: %s: cut while airing", self.service.channel_id, mismatch)
+                note = f"{mismatch}: cut after {done} frames, found while airing"
                 break
             if gop.damaged:
                 damaged += 1
@@ -466,8 +666,8 @@ class PlayoutEngine:
             done += yield from self._air_gop(muxer, lane, gop, pos + done, carry)
             if self._watchers and pos + done >= self._next_poll:
                 self._poll_reload(pos + done)
-        note = f"{damaged} damaged GOPs skipped" if damaged else ""
-        return done, note
+        notes = [f"{damaged} damaged GOPs skipped" if damaged else "", note]
+        return done, "; ".join(n for n in notes if n)
 
     def _air_gop(
         self,

@@ -34,6 +34,7 @@ from itertools import pairwise
 from typing import Any
 
 import av
+import av.error
 import numpy as np
 import numpy.typing as npt
 
@@ -136,6 +137,7 @@ class TsMuxer:
         self._last_frame = 0
         self._pmt_cache: dict[bytes, bytes] = {}
         self._last_dts = {"video": -(1 << 62), "audio": -(1 << 62)}
+        self._closed = False
 
     # ---------------------------------------------------------------- input
 
@@ -170,6 +172,7 @@ class TsMuxer:
 
         Marks for frames never muxed (the end of the run) go on the last chunk.
         """
+        self._closed = True
         self._out.close()
         self._take()
         chunks = self._release(self._held_size)
@@ -190,6 +193,18 @@ class TsMuxer:
                     )
                 )
         return chunks
+
+    def discard(self) -> None:
+        """Free FFmpeg's muxer and drop what is held (a start thrown away); once only."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._out.close()
+        except av.error.FFmpegError as exc:  # nothing of it airs: say so and move on
+            logger.debug("discarded muxer did not close cleanly: %s", exc)
+        self._held.clear()
+        self._held_size = 0
 
     # --------------------------------------------------------------- output
 

@@ -15,27 +15,34 @@ machine swapping):
   at once. A burst of at most 50 ms of data fits any IP receiver's de-jitter
   buffer and restores exact timing immediately.
 * Later than that: do not burst (a 2 s burst at 10 Mb/s overflows an IRD's
-  buffer and shows as PCR jitter and TS packet loss downstream). Re-anchor: the
-  late datagram goes now and the schedule is pushed back by the lateness
-  ("slip"). The slip is then worked off at ``catchup_overspeed`` (2 %: 1 s of
-  slip in 50 s), a rate change every receiver's PCR recovery follows, so the
-  channel returns to its wall-clock position without a burst and without
-  dropping a single packet. Each re-anchor is logged with its size.
+  buffer) and do not run fast either (a receiver locks its 27 MHz clock to the
+  PCRs as they arrive; ISO/IEC 13818-1 allows it ±30 ppm, and the 2 % catch-up
+  this pacer once used is 20,000 ppm). The late datagram goes now, the rest
+  follow at exactly the mux rate, and the lateness becomes a permanent offset
+  ("slip"), logged and handed to ``on_late``: the engine absorbs it in the
+  schedule, by cutting the next filler, break or slate short by that many
+  frames (playout.timeline), so the pictures come back to the wall clock while
+  the bytes never leave the mux rate.
 
 Sends are datagram-granular: a chunk is cut at 1316-byte boundaries of the
 engine's byte offset (so UDP datagrams line up with pacing steps) and never
 across an engine chunk, so an IDR chunk still starts a piece (HLS needs that).
 The pacer writes to one sink, normally a ``FanOut``, which never blocks.
+
+``arrival_report`` is the receiver's side: from datagram arrival times and the
+PCRs they carry, the clock offset per window and the jitter (tests, bench).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +54,8 @@ from core.timecode import FPS
 from mpegts import (
     PACKET_SIZE,
     PAT_PID,
+    PCR_HZ,
+    PCR_MODULUS,
     SYNC_BYTE,
     UDP_PAYLOAD,
     packet_array,
@@ -54,6 +63,7 @@ from mpegts import (
     parse_pat,
     parse_pmt,
     payload_offset,
+    pcr_array,
     pcr_base,
     pcr_flag_array,
     pid_array,
@@ -65,7 +75,6 @@ from playout.stream import TsChunk, TsSink
 logger = logging.getLogger(__name__)
 
 CATCHUP_WINDOW = 0.050
-CATCHUP_OVERSPEED = 0.02
 SEND_AHEAD = 0.0005  # send without sleeping when the deadline is this close
 PREFETCH_SECONDS = 0.5
 SWITCH_INTERVAL = 0.002  # seconds: bounds a GIL wait (CPython's 5 ms); 0.5 ms cost handoffs
@@ -78,7 +87,7 @@ class PacerStats:
     max_late: float  # seconds, the worst lateness seen at a send
     late_sends: int  # sends more than catchup_window / 10 after their deadline
     reanchors: int
-    slip: float  # seconds the schedule is currently behind the byte clock
+    slip: float  # seconds the sends are behind the first deadline's schedule, for good
     elapsed: float  # monotonic seconds since the first send
 
 
@@ -93,15 +102,19 @@ class Pacer:
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
         catchup_window: float = CATCHUP_WINDOW,
-        catchup_overspeed: float = CATCHUP_OVERSPEED,
         send_ahead: float = SEND_AHEAD,
         burst: int = 1,
+        nice: int | None = None,
     ) -> None:
         """``burst`` > 1: a datagram without a PCR may leave with the one before it,
         up to ``burst - 1`` datagram intervals early, so the pacer wakes once per
         ``burst`` datagrams; a datagram carrying a PCR always goes on its deadline,
         so PCR arrival jitter is unchanged (an early non-PCR datagram only fills
         the receiver's buffer ~1 ms sooner).
+
+        ``nice``: the pacing thread's nice value while ``run`` runs (Linux sets it
+        per thread), if the process may (CAP_SYS_NICE for a negative one): on a
+        busy machine a send is then rarely late. Not allowed: normal priority.
         """
         if mux_rate <= 0:
             raise ValueError("mux_rate must be positive")
@@ -112,8 +125,8 @@ class Pacer:
         self.clock: Clock = clock or SystemClock()
         self._sleep = sleep
         self.catchup_window = catchup_window
-        self.catchup_overspeed = catchup_overspeed
         self.send_ahead = send_ahead
+        self.nice = nice
         # How early a PCR-free datagram may go when the pacer is awake anyway (5 % slack
         # so the datagram right after one sent on time always qualifies).
         self._early = max(send_ahead, (burst - 1) * UDP_PAYLOAD * 8 / mux_rate * 1.05)
@@ -127,6 +140,7 @@ class Pacer:
         self._reanchors = 0
         self._first_pending = False
         self._on_sent: Callable[[TsChunk], None] | None = None
+        self._on_late: Callable[[float], None] | None = None
         # The datagram fast path (playout.stream.PacedSink), if the sink has one.
         self._paced: Callable[[TsChunk], Callable[[memoryview, int], None]] | None = getattr(
             sink, "paced", None
@@ -155,15 +169,18 @@ class Pacer:
         first_due: float | None = None,
         prefetch: float = PREFETCH_SECONDS,
         on_sent: Callable[[TsChunk], None] | None = None,
+        on_late: Callable[[float], None] | None = None,
     ) -> PacerStats:
         """Pace every chunk to the sink; return at the end, on ``stop`` or after max_seconds.
 
         ``first_due`` is the monotonic instant the first chunk's first byte is due
         (``monotonic_at(wall_clock(start) - lead)`` keeps the timeline on the wall clock);
-        by default it is when that chunk arrives. A first byte already late by more
-        than the catch-up window becomes slip and is worked off at the overspeed.
-        ``on_sent(chunk)`` runs on the pacing thread once a chunk's last byte has gone
-        to the sink: the as-run is journaled from there (playout.asrun). Keep it short.
+        by default it is when that chunk arrives. A send later than the catch-up
+        window (the first one included) becomes slip: the schedule moves back by
+        that much for good and ``on_late(seconds)`` is told (the engine absorbs it
+        in the schedule); the rate never changes. ``on_sent(chunk)`` runs on the
+        pacing thread once a chunk's last byte has gone to the sink: the as-run is
+        journaled from there (playout.asrun). Keep both short.
 
         With ``prefetch`` > 0 the chunks are produced on a read-ahead thread (up to that
         many seconds of stream in hand), so the time the engine spends muxing never delays a
@@ -172,10 +189,24 @@ class Pacer:
         rarely holds it: p99 − p1 jitter was the same at 0.5 and 5 ms).
         """
         self._on_sent = on_sent
+        self._on_late = on_late
+        with _thread_nice(self.nice) as before:
+            return self._run_prefetched(chunks, stop, max_seconds, first_due, prefetch, before)
+
+    def _run_prefetched(
+        self,
+        chunks: Iterable[TsChunk],
+        stop: threading.Event | None,
+        max_seconds: float | None,
+        first_due: float | None,
+        prefetch: float,
+        engine_nice: int | None,
+    ) -> PacerStats:
         if prefetch > 0:
             previous = sys.getswitchinterval()
             sys.setswitchinterval(SWITCH_INTERVAL)
-            reader = _ReadAhead(chunks, max(1, round(prefetch * self.mux_rate / 8)))
+            limit = max(1, round(prefetch * self.mux_rate / 8))
+            reader = _ReadAhead(chunks, limit, nice=engine_nice)
             try:
                 return self._run(reader, stop=stop, max_seconds=max_seconds, first_due=first_due)
             finally:
@@ -260,11 +291,6 @@ class Pacer:
             elif ahead < 0.0:
                 slip = self._late(-ahead)
             transmit(data[position:piece_end], absolute)
-            if slip > 0.0:
-                slip -= (piece_end - position) * 8 / rate * self.catchup_overspeed
-                if slip < 0.0:
-                    slip = 0.0
-                self._slip = slip
             pieces += 1
             position = piece_end
         self._datagrams += pieces
@@ -310,12 +336,13 @@ class Pacer:
             self._slip += late
             self._reanchors += 1
             logger.warning(
-                "pacing %.3f s behind: re-anchored instead of bursting; slip now %.3f s, "
-                "recovered at %.0f %% overspeed",
+                "pacing %.3f s behind: re-anchored at the mux rate (no burst, no overspeed); "
+                "slip now %.3f s, left to the schedule to absorb",
                 late,
                 self._slip,
-                self.catchup_overspeed * 100,
             )
+            if self._on_late is not None:
+                self._on_late(late)
         return self._slip
 
     @property
@@ -330,6 +357,28 @@ class Pacer:
             slip=self._slip,
             elapsed=elapsed,
         )
+
+
+@contextlib.contextmanager
+def _thread_nice(nice: int | None) -> Iterator[int | None]:
+    """The calling thread at ``nice`` if allowed, restored afterwards; yields the old value
+    (for threads started meanwhile, which would inherit the new one), or None."""
+    if nice is None:
+        yield None
+        return
+    try:
+        tid = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except (AttributeError, OSError) as exc:  # not Linux, or no CAP_SYS_NICE
+        logger.info("pacing at normal priority (nice %d not allowed: %s)", nice, exc)
+        yield None
+        return
+    try:
+        yield before
+    finally:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, tid, before)
 
 
 def _pcr_positions(data: bytes) -> list[int]:
@@ -350,7 +399,9 @@ class _ReadAhead:
 
     _END = object()
 
-    def __init__(self, source: Iterable[TsChunk], limit: int) -> None:
+    def __init__(self, source: Iterable[TsChunk], limit: int, *, nice: int | None = None) -> None:
+        """``nice``: the engine thread's own (it would inherit the pacing thread's)."""
+        self._nice = nice
         self._items: deque[object] = deque()
         self._bytes = 0
         self._limit = limit
@@ -373,6 +424,9 @@ class _ReadAhead:
             return True
 
     def _fill(self, source: Iterable[TsChunk]) -> None:
+        if self._nice is not None:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
         try:
             for chunk in source:
                 if not self._put(chunk, len(chunk.data)):
@@ -483,3 +537,111 @@ def replay_chunks(
             )
             offset += len(chunk_data)
             n = cut
+
+
+# -- the receiver's view ------------------------------------------------------------
+
+STEP_SECONDS = 0.025  # a lasting rise of arrival − PCR above this is a step (a re-anchor)
+_STEP_CONFIRM = 25  # PCRs on each side whose medians must differ by a step (~0.5 s)
+_BIN = 0.5  # seconds of PCRs whose earliest arrival stands for them in the rate fit
+_MIN_FIT = 3  # bins a stretch of a window needs to count in its slope
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArrivalReport:
+    """How a receiver sees a paced stream: when each PCR arrived against its value.
+
+    ``window_ppm``: the arrival − PCR frequency offset of each whole window after
+    the first ``skip`` seconds (positive: the bytes arrive slower than the PCRs
+    advance). Delay is one-sided (a datagram can be late, never early), so the
+    rate is fitted through the earliest arrival of every half second, as a
+    receiver's clock recovery filters it (NTP and PTP do the same); a burst of
+    scheduling delay on a busy machine then reads as jitter, not as a rate. A
+    lasting step (a stall longer than the catch-up window, which the pacer turns
+    into an offset instead of running fast) is a phase change, not a rate: the
+    slope is fitted with one intercept per stretch between steps. ``jitter_ms``:
+    p99 − p1 of arrival − PCR over the whole run from the first PCR, the steps
+    taken out (a burst after a short stall stays in).
+    """
+
+    pcrs: int
+    seconds: float  # PCR time from the first PCR to the last
+    window_ppm: tuple[float, ...]
+    jitter_ms: float
+    steps_ms: tuple[float, ...]
+
+    @property
+    def worst_ppm(self) -> float:
+        return max((abs(p) for p in self.window_ppm), default=0.0)
+
+
+def arrival_report(
+    arrivals: Sequence[float],
+    datagrams: Sequence[bytes],
+    *,
+    window: float = 10.0,
+    skip: float = 1.0,
+    step: float = STEP_SECONDS,
+) -> ArrivalReport:
+    """``arrivals[i]`` (seconds, any monotonic clock) is when ``datagrams[i]`` arrived."""
+    sizes = np.fromiter((len(d) // PACKET_SIZE for d in datagrams), np.int64, len(datagrams))
+    packets = packet_array(b"".join(d[: len(d) - len(d) % PACKET_SIZE] for d in datagrams))
+    arrival_of = np.repeat(np.asarray(arrivals, np.float64), sizes)
+    flags = pcr_flag_array(packets)
+    at = arrival_of[flags]
+    if at.size < 2:
+        return ArrivalReport(
+            pcrs=int(at.size), seconds=0.0, window_ppm=(), jitter_ms=0.0, steps_ms=()
+        )
+    value = np.unwrap(pcr_array(packets[flags]).astype(np.float64), period=float(PCR_MODULUS))
+    t = (value - value[0]) / PCR_HZ
+    dev = (at - at[0]) - t
+    # Jumps closer together than the confirmation span are one event (a stall, and the
+    # late sends around it): its size is the level after the last against before the first.
+    clusters: list[list[int]] = []
+    for i in np.flatnonzero(np.diff(dev) > step).tolist():
+        if clusters and i - clusters[-1][-1] < _STEP_CONFIRM:
+            clusters[-1].append(i)
+        else:
+            clusters.append([i])
+    steps: list[tuple[int, float]] = []  # (first PCR after the step, its size)
+    for cluster in clusters:
+        first, last = cluster[0] + 1, cluster[-1] + 1
+        floor = steps[-1][0] if steps else 0
+        before = dev[max(floor, first - _STEP_CONFIRM) : first]
+        after = dev[last : last + _STEP_CONFIRM]
+        size = float(np.median(after) - np.median(before))
+        if size > step:
+            steps.append((last, size))
+    segment = np.zeros(dev.size, np.int64)
+    level = np.zeros(dev.size)
+    for n, (first, size) in enumerate(steps, start=1):
+        segment[first:] = n
+        level[first:] += size
+    flat = dev - level
+    ppm: list[float] = []
+    begin = skip
+    while begin + window <= t[-1]:
+        inside = (t >= begin) & (t < begin + window)
+        num = den = 0.0
+        for seg in np.unique(segment[inside]).tolist():
+            pick = np.flatnonzero(inside & (segment == seg))
+            # The earliest arrival in each bin of this stretch.
+            bins = ((t[pick] - begin) // _BIN).astype(np.int64)
+            lows = [pick[bins == b][np.argmin(dev[pick[bins == b]])] for b in np.unique(bins)]
+            if len(lows) < _MIN_FIT:
+                continue
+            x = t[lows] - t[lows].mean()
+            y = dev[lows] - dev[lows].mean()
+            num += float((x * y).sum())
+            den += float((x * x).sum())
+        if den > 0:
+            ppm.append(num / den * 1e6)
+        begin += window
+    return ArrivalReport(
+        pcrs=int(t.size),
+        seconds=float(t[-1]),
+        window_ppm=tuple(ppm),
+        jitter_ms=float(np.percentile(flat, 99) - np.percentile(flat, 1)) * 1000,
+        steps_ms=tuple(size * 1000 for _, size in steps),
+    )

@@ -11,23 +11,35 @@ wall-clock position), never all of them, and each channel gets its own core
 when there are several. The supervisor itself does no media work:
 
 * it starts ``skyclass playout run --channel ID`` per channel, logs each exit
-  (code or signal) and restarts it: at once the first time, then with backoff
-  (1 s doubling to 30 s, reset after a minute of stable running), so a channel
-  that cannot start does not spin;
+  (code or signal) and restarts it. A process that got on air (it says so on
+  its notify pipe, ``notify_supervisor(ON_AIR)``, when its first bytes have
+  left) had a healthy run: whenever it dies, it is restarted at once, however
+  often that happens. Only retries that fail at start-up (dead before getting on
+  air) back off, 1 s doubling to 30 s, so a channel that cannot start does not
+  spin; a minute of running also counts as healthy (a child that never notifies);
 * restarts are warm: for each channel a standby process has already imported
-  skyclass and waits on stdin; the restart just says "go", so the channel is
-  back on air within the engine's own start-up. It costs one idle interpreter
-  per channel (~100 MB);
+  skyclass and waits on stdin (it says ``WARM`` when ready); the restart just
+  says "go", so the channel is back on air within the engine's own start-up. The
+  next standby starts once the new process is on air, so the two never compete
+  for the CPU during a restart. It costs one idle interpreter per channel (~100 MB);
+* deaths are noticed within a poll interval (0.1 s);
 * a pid file per channel (``var/run/playout-ID.pid``) lets a new supervisor kill
   an orphaned child of a supervisor that was SIGKILLed, so two processes never
   send the same channel;
 * it watches today's compiled rundown of each channel (stat, then sha256) and
-  signals the channel's process (SIGHUP) when a new version lands; the engine
-  splices in future events only (``playout.reload.merge_future``).
+  signals the channel's process (SIGHUP) when a new version lands, once that
+  process is on air (a starting one has no handler yet and reads the file); the engine
+  splices in future events only (``playout.reload.merge_future``) and rejects an
+  unusable version with an alarm (``playout.reload``).
+
+The child's side of the contract is here too: ``notify_supervisor`` and
+``StopSignal`` (SIGTERM ends ``playout run`` cleanly: it stops after the chunk it is
+sending, and the event on air is journaled as cut at the last frame sent).
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import hashlib
 import logging
@@ -36,14 +48,15 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO
 from zoneinfo import ZoneInfo
 
 from core.clock import Clock, SystemClock
-from epg.rundown import rundown_path
+from epg.rundown import RundownError, read_rundown_bytes, rundown_path
 from playout.reload import RELOAD_SIGNAL
 
 logger = logging.getLogger(__name__)
@@ -52,6 +65,92 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 60.0
 STOP_TIMEOUT = 5.0
+STOP_GRACE = 2.0  # a SIGTERMed run that has not stopped by then is interrupted
+POLL_INTERVAL = 0.1  # how soon a death is noticed (one waitpid and one stat per channel)
+STANDBY_AFTER = 5.0  # start the next standby this long after a spawn if not on air by then
+STANDBY_RETRY = 5.0  # after a standby died waiting, the next one starts this much later
+
+#: The child's notify pipe (a file descriptor number in its environment).
+NOTIFY_ENV = "SKYCLASS_PLAYOUT_NOTIFY_FD"
+WARM = "warm"  # a standby has done its imports
+ON_AIR = "on-air"  # the channel's first bytes have left: the run is healthy
+
+
+# -- the child's side ---------------------------------------------------------------------
+
+
+def notify_supervisor(state: str) -> None:
+    """Tell the supervisor, if one started us, how this process is doing; never raises."""
+    fd = os.environ.get(NOTIFY_ENV)
+    if not fd:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        os.write(int(fd), f"{state}\n".encode())
+
+
+class StopRequested(BaseException):
+    """SIGTERM asked this process to stop, and a clean stop did not happen in time.
+
+    A BaseException, so no ``except Exception`` on the way out swallows it.
+    """
+
+
+SignalHandler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+
+
+class StopSignal:
+    """SIGTERM as a clean stop of ``playout run`` (install from the main thread).
+
+    The first SIGTERM sets ``event``; ``checkpoint()``, called after each chunk is
+    sent and journaled (``AsRunJournal(checkpoint=...)``), then raises StopRequested:
+    the chunk on the wire goes out whole, nothing after it, and the event on air is
+    cut there (within one GOP of the last frame that left). If no chunk is sent
+    within ``grace`` seconds (a start-up, an engine stuck in a read), or on a second
+    SIGTERM, StopRequested is raised in the main thread wherever it is.
+    """
+
+    def __init__(self, *, grace: float = STOP_GRACE) -> None:
+        self.event = threading.Event()
+        self.reason: str | None = None  # "signal 15" once asked to stop
+        self._grace = grace
+        self._timer: threading.Timer | None = None
+        self._raised = False
+        self._previous: SignalHandler = signal.SIG_DFL
+        self._installed = False
+
+    def install(self) -> StopSignal:
+        self._previous = signal.signal(signal.SIGTERM, self._handler)
+        self._installed = True
+        return self
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if not self.event.is_set():
+            self.reason = f"signal {signum}"
+            self.event.set()
+            self._timer = threading.Timer(self._grace, _thread.interrupt_main, (signum,))
+            self._timer.daemon = True
+            self._timer.start()
+            return
+        if not self._raised:
+            self._raised = True
+            raise StopRequested(self.reason or f"signal {signum}")
+
+    def checkpoint(self) -> None:
+        """Raise StopRequested if asked to stop: call where stopping leaves things whole."""
+        if self.event.is_set() and not self._raised:
+            self._raised = True
+            raise StopRequested(self.reason or "stop")
+
+    def restore(self) -> None:
+        """Cancel the fallback and put the previous SIGTERM handler back."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False
+
+
+# -- the supervisor -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +167,30 @@ class ChildSpec:
 
 
 @dataclass
+class _Notify:
+    """The read end of one process's notify pipe and the states it has reported."""
+
+    fd: int
+    states: set[str] = field(default_factory=set)
+    buffer: bytes = b""
+
+    def read(self) -> set[str]:
+        while True:
+            try:
+                data = os.read(self.fd, 4096)
+            except BlockingIOError:
+                break
+            except OSError:
+                break
+            if not data:
+                break
+            self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        self.states.update(line.decode(errors="replace").strip() for line in lines)
+        return self.states
+
+
+@dataclass
 class _Child:
     spec: ChildSpec
     process: subprocess.Popen[bytes] | None = None
@@ -75,7 +198,11 @@ class _Child:
     started_at: float = 0.0
     standby: subprocess.Popen[bytes] | None = None
     restarts: int = 0
-    failures: int = 0  # consecutive deaths without a stable run in between
+    failures: int = 0  # consecutive deaths at start-up (before getting on air)
+    healthy: bool = False  # the running process got on air
+    outages: list[float] = field(default_factory=list)  # death noticed → restarted on air
+    died_at: float | None = None
+    standby_not_before: float = 0.0  # after a standby died waiting: no new one before
     next_start: float = 0.0
     rundown_key: tuple[int, int, int] | None = None
     rundown_sha: str | None = None
@@ -109,6 +236,7 @@ class Supervisor:
         self.stable_after = stable_after
         self.stop_timeout = stop_timeout
         self._children = {s.channel_id: _Child(spec=s) for s in specs}
+        self._notify: dict[int, _Notify] = {}  # pid → its notify pipe
         self._lock = threading.Lock()
 
     # -- processes ---------------------------------------------------------------
@@ -137,19 +265,41 @@ class Supervisor:
         if child.log is None and spec.log_path is not None:
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)
             child.log = spec.log_path.open("ab")
-        return subprocess.Popen(
-            spec.argv,
-            stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
-            stdout=child.log,
-            stderr=subprocess.STDOUT if child.log is not None else None,
-            env={**os.environ, **dict(spec.env)},
-            start_new_session=True,  # a terminal's ^C or hangup reaches the supervisor only
-        )
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        try:
+            process = subprocess.Popen(
+                spec.argv,
+                stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
+                stdout=child.log,
+                stderr=subprocess.STDOUT if child.log is not None else None,
+                env={**os.environ, **dict(spec.env), NOTIFY_ENV: str(write_end)},
+                pass_fds=(write_end,),
+                start_new_session=True,  # a terminal's ^C or hangup reaches the supervisor only
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        self._notify[process.pid] = _Notify(fd=read_end)
+        return process
+
+    def _states(self, process: subprocess.Popen[bytes] | None) -> set[str]:
+        link = None if process is None else self._notify.get(process.pid)
+        return set() if link is None else link.read()
+
+    def _forget(self, process: subprocess.Popen[bytes]) -> None:
+        link = self._notify.pop(process.pid, None)
+        if link is not None:
+            os.close(link.fd)
 
     def _prepare_standby(self, child: _Child) -> None:
         """Start the channel's next process now, so a restart skips the imports."""
         if not child.spec.standby or child.standby is not None:
             return
+        if self.clock.monotonic() < child.standby_not_before:
+            return  # the last one died waiting (a broken config?): do not spin
         try:
             child.standby = self._popen(child, standby=True)
         except OSError as exc:
@@ -159,7 +309,9 @@ class Supervisor:
         spec = child.spec
         standby, child.standby = child.standby, None
         if standby is not None and standby.poll() is not None:
+            self._forget(standby)
             standby = None  # it died waiting (logged in its own log file)
+            child.standby_not_before = self.clock.monotonic() + STANDBY_RETRY
         try:
             if spec.standby:
                 process = standby or self._popen(child, standby=True)
@@ -174,6 +326,7 @@ class Supervisor:
             return
         child.process = process
         child.started_at = self.clock.monotonic()
+        child.healthy = False
         pid_file = self._pid_file(spec.channel_id)
         if pid_file is not None:
             pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -184,12 +337,14 @@ class Supervisor:
             process.pid,
             " (warm standby)" if standby is not None else "",
         )
-        self._prepare_standby(child)
 
-    def _schedule_restart(self, child: _Child) -> None:
-        """The first death after a stable run restarts at once; a crash loop backs off."""
-        now = self.clock.monotonic()
-        if child.started_at and now - child.started_at >= self.stable_after:
+    def _schedule_restart(self, child: _Child, now: float | None = None) -> None:
+        """A death after a healthy run restarts at once, always; start-up failures back off.
+
+        ``now`` is the poll's own time, so "at once" means in this poll.
+        """
+        now = self.clock.monotonic() if now is None else now
+        if child.healthy or (child.started_at and now - child.started_at >= self.stable_after):
             child.failures = 0
         child.failures += 1
         delay = (
@@ -214,16 +369,38 @@ class Supervisor:
                 process = child.process
                 if process is not None:
                     code = process.poll()
+                    if not child.healthy and ON_AIR in self._states(process):
+                        child.healthy = True
+                        child.failures = 0
+                        if child.died_at is not None:
+                            child.outages.append(now - child.died_at)
+                            child.died_at = None
+                        logger.info(
+                            "%s: on air %.2f s after the start (pid %d)",
+                            channel_id,
+                            now - child.started_at,
+                            process.pid,
+                        )
                     if code is None:
                         if child.standby is not None and child.standby.poll() is not None:
-                            logger.warning("%s: standby died, starting another", channel_id)
+                            logger.warning(
+                                "%s: standby died waiting; the next in %.0f s",
+                                channel_id,
+                                STANDBY_RETRY,
+                            )
+                            self._forget(child.standby)
                             child.standby = None
+                            child.standby_not_before = now + STANDBY_RETRY
+                        if child.healthy or now - child.started_at >= STANDBY_AFTER:
                             self._prepare_standby(child)
                         self._watch_rundown(child, notify=True)
                         continue
                     child.process = None
                     child.exits.append(code)
-                    self._schedule_restart(child)
+                    self._forget(process)
+                    if child.died_at is None:
+                        child.died_at = now
+                    self._schedule_restart(child, now)
                     how = f"signal {-code}" if code < 0 else f"exit code {code}"
                     logger.warning(
                         "%s: playout died (%s); restart #%d in %.1f s",
@@ -236,7 +413,7 @@ class Supervisor:
                     child.restarts += 1
                     self._spawn(child)
 
-    def run(self, stop: threading.Event, *, interval: float = 0.5) -> None:
+    def run(self, stop: threading.Event, *, interval: float = POLL_INTERVAL) -> None:
         """Start everything, then poll until ``stop`` is set; stop the children at the end."""
         self.start()
         try:
@@ -260,6 +437,7 @@ class Supervisor:
                     logger.error("%s: did not stop, killing it", child.spec.channel_id)
                     child.process.kill()
                     child.process.wait()
+                self._forget(child.process)
                 child.process = None
                 pid_file = self._pid_file(child.spec.channel_id)
                 if pid_file is not None:
@@ -268,6 +446,7 @@ class Supervisor:
                 if child.standby is not None:
                     child.standby.kill()  # it is only waiting on stdin
                     child.standby.wait()
+                    self._forget(child.standby)
                     child.standby = None
                 if child.log is not None:
                     child.log.close()
@@ -287,21 +466,26 @@ class Supervisor:
             notify = False
         try:
             st = path.stat()
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
         except FileNotFoundError:
             return
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError as exc:  # e.g. a symlink loop: the channel rejects it (and alarms)
+            key = (-1, exc.errno or 0, 0)
         if key == child.rundown_key:
             return
         child.rundown_key = key
         try:
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        except FileNotFoundError:
-            return
+            # Bounded and non-blocking: a FIFO or a huge file put there must not stall us.
+            sha = hashlib.sha256(read_rundown_bytes(path)).hexdigest()
+        except RundownError:
+            sha = f"unreadable {key}"  # still a change: the channel rejects it with an alarm
         if sha == child.rundown_sha:
             return
         first = child.rundown_sha is None
         child.rundown_sha = sha
-        if not notify or first or child.process is None:
+        # Only a process that is on air has its SIGHUP handler (a starting one would die of
+        # it); one still starting reads the file itself.
+        if not notify or first or child.process is None or not child.healthy:
             return
         child.reloads += 1
         logger.info(
@@ -325,6 +509,19 @@ class Supervisor:
     def reloads(self, channel_id: str) -> int:
         return self._children[channel_id].reloads
 
+    def on_air(self, channel_id: str) -> bool:
+        """The channel's current process has reported that its first bytes left."""
+        return self._children[channel_id].healthy
+
+    def standby_warm(self, channel_id: str) -> bool:
+        """The channel's standby has done its imports (it would take over at once)."""
+        with self._lock:
+            return WARM in self._states(self._children[channel_id].standby)
+
+    def outages(self, channel_id: str) -> list[float]:
+        """Seconds from each death being noticed to the restarted process being on air."""
+        return list(self._children[channel_id].outages)
+
 
 # -- how a channel process is started ------------------------------------------------
 
@@ -346,12 +543,22 @@ def playout_argv(channel_id: str) -> tuple[str, ...]:
 
 
 #: What a standby runs: import everything now, run ``skyclass ARGS`` when told "go".
+#: It starts while the channel's new process is on air: its imports run 10 nice values
+#: lower, where it may raise its priority back after "go" (root, or RLIMIT_NICE allows).
 STANDBY_BOOTSTRAP = (
-    "import sys\n"
+    "import os, resource, sys\n"
+    "base = os.getpriority(os.PRIO_PROCESS, 0)\n"
+    "polite = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_NICE)[0] >= 20 - base\n"
+    "if polite:\n"
+    "    os.setpriority(os.PRIO_PROCESS, 0, base + 10)\n"
     "from skyclass.cli import main\n"
     "import playout.outputs, playout.pacer\n"
+    "from playout.supervisor import WARM, notify_supervisor\n"
+    "notify_supervisor(WARM)\n"
     "if sys.stdin.readline().strip() != 'go':\n"
     "    sys.exit(0)\n"
+    "if polite:\n"
+    "    os.setpriority(os.PRIO_PROCESS, 0, base)\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 

@@ -2,15 +2,24 @@
 
 Positions are integer frames on one channel timeline counted from the launch
 day's 00:00 Beijing; later days' rundowns follow at multiples of DAY_FRAMES.
-Rules (ARCHITECTURE.md, issue #5):
+Rules (ARCHITECTURE.md, issues #5, #9, #10):
 
-* A fixed-start event never starts early: the gap is filled from the filler
-  pool (each item cut at a GOP boundary), then slate to the exact frame.
-* A hard start cuts filler or the tail of a non-lesson item at an IDR and pads
-  with slate to the exact frame. A soft start waits for the item on air.
-* A lesson is never cut. If one overruns into a hard-start ad break, the break's
-  items that no longer fit before the next hard start are truncated or skipped,
-  and the as-run says why.
+* Every *anchor* starts on the frame the rundown (and so the guide) gives it: a
+  fixed-start event, and every event listed in the guide (a lesson, anything
+  with SI). Items between anchors (filler, ads, promos, slate) are the slack.
+* An anchor never starts early: the gap is filled from the filler pool (each
+  item cut at a GOP boundary), then slate to the exact frame.
+* What is not a lesson is cut for the next anchor: at an IDR, then slate to
+  the exact frame (a filler event whose media is longer than its slot, a break
+  running late). A lesson is never cut: if one overruns, the items after it
+  that no longer fit before the next anchor are truncated or skipped, and the
+  as-run says why.
+* Lateness of the sender (``owed``: frames the wall clock is ahead of the
+  timeline, from pacing stalls) is absorbed in the same slack: everything
+  before the next anchor is fitted to end ``owed`` frames early and the
+  timeline then jumps those frames (a SKIP play, nothing airs), so the anchor
+  still starts on its frame. Where the slack is too short the anchor starts
+  late, and the as-run says by how much (engine.as_aired).
 * Bad media (missing, unreadable, wrong checksum, not house format) is replaced
   by filler, else slate, for the event's duration: never off air.
 * After the last rundown, slate plays (a minute at a time, so a rundown file
@@ -19,6 +28,8 @@ Rules (ARCHITECTURE.md, issue #5):
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -29,21 +40,23 @@ from enum import StrEnum
 from channels.profiles import HouseProfile
 from epg.rundown import DAY_FRAMES, MediaRef, Rundown, RundownEvent, StartMode
 from playout.asrun.ledger import AsRunOutcome, AsRunRecord
-from playout.clip import Clip
+from playout.clip import Clip, verify_later
 from playout.errors import UnplayableMedia
 from playout.reload import merge_future
 
 logger = logging.getLogger(__name__)
 
 END_SLATE_FRAMES = 60 * 25  # slate after the last rundown, re-checked every minute
+VERIFY_AHEAD = 4  # events whose files are hashed ahead of air time (lazy verification)
 
 
 class PlayRole(StrEnum):
     EVENT = "event"  # the event's own media
     SUBSTITUTE = "substitute"  # filler/slate instead of the event's bad media
-    FILL = "fill"  # absorbs an early arrival before a fixed start
+    FILL = "fill"  # absorbs an early arrival before an anchor
     PAD = "pad"  # slate up to an exact frame (after a cut or a mid-event join)
     END = "end"  # nothing scheduled
+    SKIP = "skip"  # frames that do not air: the sender's lateness, absorbed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +83,15 @@ class Slot:
     def hard_fixed(self) -> bool:
         return self.fixed and self.event.hard
 
+    @property
+    def anchor(self) -> bool:
+        """Must start on its rundown frame: fixed, or listed in the guide (lessons are)."""
+        return self.fixed or self.event.si is not None or self.event.type.is_lesson
+
+    @property
+    def cuttable(self) -> bool:
+        return not self.event.type.is_lesson
+
 
 @dataclass(frozen=True, kw_only=True)
 class Play:
@@ -81,6 +103,7 @@ class Play:
     first_gop: int = 0
     slot: Slot | None = None
     ad_break: str | None = None  # set while inside an ad break (SCTE-35 edges)
+    fit: bool = False  # slack: may end early so the next anchor keeps its frame
 
     @property
     def is_slate(self) -> bool:
@@ -100,6 +123,7 @@ class _Open:
     notes: list[str] = field(default_factory=list)
     expected_end: int = 0  # timeline frame where its plays end, once they are known
     joined: bool = False  # joined mid-event (start or restart), not from its first frame
+    cut: bool = False  # cut for the next anchor: slate pads up to it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +136,7 @@ class Forecast:
 
 
 RundownLoader = Callable[[int], Rundown | None]  # day index from launch → rundown
+Owed = Callable[[], int]  # frames the wall clock is ahead of the timeline (sender lateness)
 
 
 class Timeline:
@@ -127,10 +152,16 @@ class Timeline:
         on_record: Callable[[AsRunRecord], None] | None = None,
         on_open: Callable[[AsRunRecord], None] | None = None,
         join_note: str = "",
+        owed: Owed | None = None,
+        verify: bool = True,
+        quiet: bool = False,
     ) -> None:
         """``on_record`` gets each event's finished as-run; ``on_open`` the same record,
         without a duration yet, when an event starts airing. ``join_note`` replaces the
-        reason of a mid-event join (e.g. "restart after interruption ...").
+        reason of a mid-event join (e.g. "restart after interruption ..."). ``owed``
+        tells how many frames the sender is behind the wall clock, to absorb. With
+        ``verify`` False a file's SHA-256 is checked off the air path (playout.clip).
+        ``quiet``: no as-run log lines (a warm-up run that is thrown away).
         """
         self.channel_id = channel_id
         self.profile = profile
@@ -139,6 +170,10 @@ class Timeline:
         self._on_record = on_record
         self._on_open = on_open
         self._join_note = join_note
+        self._owed: Owed = owed or (lambda: 0)
+        self._verify = verify
+        self._quiet = quiet
+        self._absorbed_note: str | None = None  # for the next anchor: slack it lost
         self._slots: deque[Slot] = deque()
         self._loaded_days = 0
         self._pending: deque[Play] = deque()
@@ -227,11 +262,11 @@ class Timeline:
 
         The event on air runs to the end of its plays (a lesson is never cut);
         what follows starts at its schedule or, after an overrun, when the
-        previous item ends (a hard start still cuts what is not a lesson).
+        previous item ends (an anchor still cuts what is not a lesson).
         """
         out: list[Forecast] = []
         floor: int | None = None  # where the previous item ends
-        after_lessons: int | None = None  # where the last lesson ends: even hard starts wait
+        after_lessons: int | None = None  # where the last lesson ends: even anchors wait
         current = self._open
         if current is not None:
             joined = current.actual > current.slot.start and current.joined
@@ -245,7 +280,7 @@ class Timeline:
             if found >= count:
                 break
             start = slot.start
-            if floor is not None and not slot.hard_fixed:
+            if floor is not None and not slot.anchor:
                 start = max(start, floor)
             if after_lessons is not None:
                 start = max(start, after_lessons)
@@ -280,37 +315,117 @@ class Timeline:
 
     def next(self, pos: int) -> Play:
         """The next thing to air at timeline frame ``pos``."""
-        if self._pending:
-            return self._pending.popleft()
+        while self._pending:
+            play = self._fitted(self._pending.popleft(), pos)
+            if play is not None:
+                return play
+        pad = self._pad_to_anchor(pos)
+        if pad is not None:
+            return pad
+        owed = self._owed()
+        if owed > 0 and self._slots and self._next_anchor() is None:
+            return self._skip(owed)  # slack with no anchor after it: absorb at once
         while True:
             if not self._slots and not self._more():
                 self._finish(pos)
-                return Play(frames=END_SLATE_FRAMES, clip=None, role=PlayRole.END)
+                owed = self._owed()
+                if owed > 0:  # nothing to keep on time: absorb it at once
+                    return self._skip(owed)
+                return Play(frames=END_SLATE_FRAMES, clip=None, role=PlayRole.END, fit=True)
             slot = self._slots[0]
             join, self._join = self._join, None
-            if slot.fixed and pos < slot.start and not (join is not None and join > slot.start):
+            joining = join is not None and join > slot.start
+            if slot.anchor and pos < slot.start and not joining:
+                owed = min(self._owed(), slot.start - pos)
+                if pos < slot.start - owed:
+                    self._finish(pos)
+                    return self._fill_play(pos, slot.start - owed - pos)
+                play = self._skip(owed)  # the slack before the anchor ends here
                 self._finish(pos)
-                return self._fill(pos, slot.start - pos, PlayRole.FILL, slot=None)
+                return play
             self._slots.popleft()
             self._finish(pos)
             play = self._start(slot, pos, join)
             if play is not None:
                 return play
 
-    def _next_hard(self) -> Slot | None:
-        """The first hard fixed start still ahead (loading tomorrow if needed)."""
-        for slot in self._slots:
-            if slot.hard_fixed:
-                return slot
-        if self._more():
-            return self._next_hard()
-        return None
+    def budget(self, play: Play, start: int) -> int:
+        """Frames ``play``, begun at ``start``, may air in all, with what is owed now.
+
+        The engine asks between GOPs (and slate blocks): a pacing delay reported
+        while slack airs shortens it at once, so the next anchor keeps its frame.
+        """
+        if not play.fit:
+            return play.frames
+        room = self._room(start, load=False)  # per GOP: never a disk read
+        if room is None:  # nothing ahead to keep on time: end slate stops to skip at once
+            return 0 if play.role is PlayRole.END and self._owed() > 0 else play.frames
+        return max(0, min(play.frames, room))
+
+    def _room(self, pos: int, *, load: bool = True) -> int | None:
+        """Frames from ``pos`` to the next anchor, less what is owed (None: no anchor)."""
+        anchor = self._next_anchor(load=load)
+        if anchor is None:
+            return None
+        return anchor.start - self._owed() - pos
+
+    def _next_anchor(self, *, load: bool = True) -> Slot | None:
+        """The first anchor still ahead (with ``load``, loading tomorrow if needed)."""
+        while True:
+            for slot in self._slots:
+                if slot.anchor:
+                    return slot
+            if not load or not self._more():
+                return None
+
+    def _fitted(self, play: Play, pos: int) -> Play | None:
+        """A queued play shortened (at a GOP boundary for media) or dropped to fit the slack."""
+        if not play.fit:
+            return play
+        room = self._room(pos)
+        if room is None or play.frames <= room:
+            return play
+        gop = self.profile.gop_frames
+        frames = max(0, room if play.clip is None else room // gop * gop)
+        current = self._open
+        if current is not None and play.slot is current.slot:
+            current.cut = True
+            if play.role is PlayRole.EVENT and current.outcome is AsRunOutcome.AIRED:
+                current.outcome = AsRunOutcome.TRUNCATED if frames else AsRunOutcome.SKIPPED
+                current.notes.append(self._cut_reason(pos))
+        return dataclasses.replace(play, frames=frames) if frames else None
+
+    def _pad_to_anchor(self, pos: int) -> Play | None:
+        """Slate after an event cut for the next anchor, up to the anchor's frame."""
+        current = self._open
+        if current is None or not current.cut:
+            return None
+        room = self._room(pos)
+        if room is None or room <= 0:
+            return None
+        return self._pad(room, current.slot, fit=True)
+
+    def _skip(self, frames: int) -> Play:
+        """Jump ``frames`` of slack so the timeline is back on the wall clock."""
+        why = "a pacing delay absorbed"
+        current = self._open
+        if current is not None and current.slot.cuttable:
+            current.notes.append(f"ended {frames} frames early: {why}")
+        else:
+            self._absorbed_note = f"{frames} frames of slack before it skipped: {why}"
+        logger.info("%s: %d frames skipped: %s", self.channel_id, frames, why)
+        return Play(frames=frames, clip=None, role=PlayRole.SKIP)
+
+    def _cut_reason(self, pos: int) -> str:
+        anchor = self._next_anchor()
+        name = anchor.event.event_id if anchor else "?"
+        return f"cut at an IDR to start {name} on its frame{self._late_reason(anchor, pos)}"
 
     def _start(self, slot: Slot, pos: int, join: int | None) -> Play | None:
         event = slot.event
         gop = self.profile.gop_frames
-        hard = self._next_hard()
-        limit = None if hard is None else hard.start - pos
+        anchor = self._next_anchor()
+        limit = self._room(pos)
         in_frames = 0
         pad = 0
         if join is not None and join > slot.start:
@@ -331,15 +446,19 @@ class Timeline:
             media=media,
             joined=joined,
         )
-        if self._reload_note is not None:
-            self._open.notes.append(self._reload_note)
-            self._reload_note = None
-        cuttable = not event.type.is_lesson
+        for note in (self._reload_note, self._absorbed_note if slot.anchor else None):
+            if note is not None:
+                self._open.notes.append(note)
+        self._reload_note = None
+        if slot.anchor:
+            self._absorbed_note = None
+        cuttable = slot.cuttable
         if cuttable and limit is not None and limit < gop:
-            why = self._late_reason(hard, pos)
+            why = self._late_reason(anchor, pos)
             self._open.outcome = AsRunOutcome.SKIPPED
             self._open.reason = (
-                f"no time before the hard start of {hard.event.event_id if hard else '?'}{why}"
+                f"no time before {anchor.event.event_id if anchor else '?'} "
+                f"(it starts on its frame){why}"
             )
             self._finish(pos)
             return None
@@ -349,7 +468,7 @@ class Timeline:
             problem = "event has no media"
         else:
             try:
-                clip = Clip(media, self.profile)
+                clip = Clip(media, self.profile, verify=self._verify)
             except UnplayableMedia as exc:
                 problem = str(exc)
         remaining = max(0, (media.duration_frames if media else event.duration_frames) - in_frames)
@@ -373,15 +492,12 @@ class Timeline:
             self._opened()
             return plays[0]
         frames = remaining
-        cut_pad = 0
         if cuttable and limit is not None and pad + frames > limit:
             frames = max(0, (limit - pad) // gop * gop)
-            cut_pad = limit - pad - frames
+            self._open.cut = True
             self._open.outcome = AsRunOutcome.TRUNCATED if frames else AsRunOutcome.SKIPPED
-            self._open.reason = (
-                f"cut at an IDR for the hard start of {hard.event.event_id if hard else '?'}"
-                f"{self._late_reason(hard, pos)}"
-            )
+            self._open.reason = self._cut_reason(pos)
+        self._verify_ahead()
         sequence: list[Play] = []
         if pad:
             sequence.append(self._pad(pad, slot))
@@ -394,80 +510,97 @@ class Timeline:
                     first_gop=in_frames // gop,
                     slot=slot,
                     ad_break=event.ad_break,
+                    fit=cuttable,
                 )
             )
-        if cut_pad:
-            sequence.append(self._pad(cut_pad, slot))
         if not sequence:
             self._finish(pos)
             return None
-        self._open.expected_end = pos + sum(p.frames for p in sequence)
+        self._open.expected_end = pos + (
+            limit if self._open.cut and limit is not None else sum(p.frames for p in sequence)
+        )
         self._pending.extend(sequence[1:])
         self._opened()
         return sequence[0]
 
-    def _late_reason(self, hard: Slot | None, pos: int) -> str:
+    def _verify_ahead(self) -> None:
+        """Lazy verification: hash the next items' files now, well before they air."""
+        if self._verify:
+            return
+        for slot in itertools.islice(self._slots, VERIFY_AHEAD):
+            if slot.event.media is not None:
+                verify_later(slot.event.media)
+        for media in self.filler_pool:
+            verify_later(media)
+
+    def _late_reason(self, anchor: Slot | None, pos: int) -> str:
         if self._last_lesson_overrun is None:
             return ""
         lesson, frames = self._last_lesson_overrun
         return f"; lesson {lesson} overran by {frames} frames"
 
-    def _pad(self, frames: int, slot: Slot | None) -> Play:
+    def _pad(self, frames: int, slot: Slot | None, *, fit: bool = False) -> Play:
         return Play(
             frames=frames,
             clip=None,
             role=PlayRole.PAD,
             slot=slot,
             ad_break=slot.event.ad_break if slot else None,
+            fit=fit,
         )
 
-    def _fill(self, pos: int, gap: int, role: PlayRole, slot: Slot | None) -> Play:
-        plays = self._fill_plays(pos, gap, role, slot)
-        self._pending.extend(plays[1:])
-        return plays[0]
-
-    def _fill_plays(self, pos: int, gap: int, role: PlayRole, slot: Slot | None) -> list[Play]:
-        """Filler-pool items (rotating, each cut at a GOP boundary), then slate to the frame."""
+    def _fill_play(
+        self, pos: int, gap: int, role: PlayRole = PlayRole.FILL, slot: Slot | None = None
+    ) -> Play:
+        """The next filler-pool item (rotating, cut at a GOP boundary), else slate to the frame."""
         gop = self.profile.gop_frames
-        plays: list[Play] = []
-        bad: set[str] = set()
         pool = self.filler_pool
         ad_break = slot.event.ad_break if slot else None
-        while gap >= gop and pool and len(bad) < len(pool):
+        fit = slot is None or slot.cuttable
+        tried = 0
+        while gap >= gop and pool and tried < len(pool):
             media = pool[self._filler_index % len(pool)]
             self._filler_index += 1
-            if media.asset_id in bad:
-                continue
+            tried += 1
             try:
-                clip = Clip(media, self.profile)
+                clip = Clip(media, self.profile, verify=self._verify)
             except UnplayableMedia as exc:
                 logger.warning("%s: filler %s unplayable: %s", self.channel_id, media.asset_id, exc)
-                bad.add(media.asset_id)
                 continue
             frames = min(media.duration_frames // gop * gop, gap // gop * gop)
-            if frames <= 0:
-                bad.add(media.asset_id)
-                continue
-            plays.append(Play(frames=frames, clip=clip, role=role, slot=slot, ad_break=ad_break))
-            gap -= frames
-        if gap > 0:
-            plays.append(Play(frames=gap, clip=None, role=role, slot=slot, ad_break=ad_break))
+            if frames > 0:
+                return Play(
+                    frames=frames, clip=clip, role=role, slot=slot, ad_break=ad_break, fit=fit
+                )
+        return Play(frames=gap, clip=None, role=role, slot=slot, ad_break=ad_break, fit=fit)
+
+    def _fill_plays(self, pos: int, gap: int, role: PlayRole, slot: Slot | None) -> list[Play]:
+        """Filler-pool items, then slate to the frame, for ``gap`` frames."""
+        plays: list[Play] = []
+        while gap > 0:
+            play = self._fill_play(pos, gap, role, slot)
+            plays.append(play)
+            gap -= play.frames
+            pos += play.frames
         return plays
 
     # --------------------------------------------------------------- as-run
 
     def played(self, play: Play, frames: int, note: str = "") -> None:
-        """The engine aired ``frames`` of ``play`` (fewer if media was damaged)."""
+        """The engine aired ``frames`` of ``play`` (fewer if media was damaged or it was cut)."""
         current = self._open
         if current is None or play.slot is not current.slot:
             return
         current.frames += frames
         if note:
             current.notes.append(note)
-        if play.role is PlayRole.EVENT and frames < play.frames:
-            if current.outcome is AsRunOutcome.AIRED:
-                current.outcome = AsRunOutcome.TRUNCATED
-            current.notes.append(f"{play.frames - frames} frames of media did not air")
+        if frames < play.frames:
+            if play.fit:
+                current.cut = True  # slate pads up to the next anchor
+            if play.role is PlayRole.EVENT:
+                if current.outcome is AsRunOutcome.AIRED:
+                    current.outcome = AsRunOutcome.TRUNCATED
+                current.notes.append(f"{play.frames - frames} frames of media did not air")
 
     def close(self, pos: int, reason: str) -> None:
         """The run ends: the event on air is recorded as cut short."""
@@ -496,7 +629,8 @@ class Timeline:
             overrun = pos - slot.end
             self._last_lesson_overrun = (event.event_id, overrun) if overrun > 0 else None
         record = self._record_of(current)
-        logger.info(
+        logger.log(
+            logging.DEBUG if self._quiet else logging.INFO,
             "as-run %s %s %s at %d (scheduled %d) %d frames %s",
             self.channel_id,
             event.event_id,

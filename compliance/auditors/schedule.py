@@ -108,6 +108,7 @@ def schedule_findings(context: AuditContext) -> Iterator[Finding]:
             cut = [e for e in played if e.record.outcome is AsRunOutcome.TRUNCATED]
             if context.until is not None and item.end > context.until:
                 cut = []  # on air when the audited run ended: its end is not in the record
+            if cut:
                 aired = sum(e.record.duration_frames for e in event.with_media)
                 yield Finding(
                     code="truncated",

@@ -7,18 +7,29 @@
 Compliance reads all of it; nothing here imports compliance.
 """
 
-from playout.asrun.journal import RESTART_NOTE, AsRunJournal, Interruption, progress_path, recover
+from playout.asrun.journal import (
+    RESTART_NOTE,
+    AsRunJournal,
+    Interruption,
+    cut_short,
+    progress_path,
+    recover,
+)
 from playout.asrun.ledger import (
+    GAP_TYPE,
     GENESIS,
     AsRunLedger,
     AsRunOutcome,
     AsRunRecord,
     JournalEntry,
     journal_path,
+    torn_path,
+    write_all,
 )
 from playout.errors import LedgerError
 
 __all__ = [
+    "GAP_TYPE",
     "GENESIS",
     "RESTART_NOTE",
     "AsRunJournal",
@@ -28,7 +39,10 @@ __all__ = [
     "Interruption",
     "JournalEntry",
     "LedgerError",
+    "cut_short",
     "journal_path",
     "progress_path",
     "recover",
+    "torn_path",
+    "write_all",
 ]

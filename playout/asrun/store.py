@@ -4,6 +4,11 @@ Channels only append to their fsynced journals (``playout.asrun.ledger``) and ne
 wait on the database. ``sync_asrun`` (run on an interval by the station) copies what
 the table lacks, keyed by channel and sequence number, so it is idempotent and a
 database outage is caught up on the next run. Compliance reads the table.
+
+Append-only twice over: the ORM refuses to flush a change or a delete of an
+``AsRunRow`` and any bulk UPDATE/DELETE statement on it (below), and the database
+refuses them whatever the client (triggers, migration 0012). Nothing here changes a
+record; ``skyclass compliance verify`` finds a change made anyway (hash chain).
 """
 
 from __future__ import annotations
@@ -12,12 +17,24 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, UniqueConstraint, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, Mapper, ORMExecuteState, Session, mapped_column, sessionmaker
 
 from core.orm import Base, UtcDateTime
 from playout.asrun.ledger import AsRunLedger, JournalEntry, journal_path
+from playout.errors import LedgerError
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +88,53 @@ class AsRunRow(Base):
         )
 
 
+_APPEND_ONLY = "the as-run is append-only: a record is never changed or removed"
+
+
+@event.listens_for(AsRunRow, "before_update")
+@event.listens_for(AsRunRow, "before_delete")
+def _refuse_change(mapper: Mapper[Any], connection: Connection, target: AsRunRow) -> None:
+    raise LedgerError(f"{_APPEND_ONLY} (channel {target.channel_id}, seq {target.seq})")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_change(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete) and any(
+        m.class_ is AsRunRow for m in state.all_mappers
+    ):
+        raise LedgerError(_APPEND_ONLY)
+
+
 def sync_journal(ledger: AsRunLedger, sessions: sessionmaker[Session]) -> int:
-    """Copy entries the database lacks into ``asrun``; return how many were added."""
+    """Copy entries the database lacks into ``asrun``; return how many were added.
+
+    The journal must extend what the database holds: the hash chain makes one check
+    enough (the journal's entry at the database's last sequence number, or its own
+    last one, has the same hash there). A journal that went another way (replaced,
+    repaired after damage) raises LedgerError instead of being skipped in silence.
+    """
     entries = list(ledger.entries())
     if not entries:
         return 0
     channel = entries[0].record.channel_id
     with sessions() as session, session.begin():
         done = session.scalar(select(func.max(AsRunRow.seq)).where(AsRunRow.channel_id == channel))
+        if done is not None:
+            mine = next((e for e in reversed(entries) if e.seq <= done), None)
+            theirs = (
+                None
+                if mine is None
+                else session.scalar(
+                    select(AsRunRow.hash).where(
+                        AsRunRow.channel_id == channel, AsRunRow.seq == mine.seq
+                    )
+                )
+            )
+            if mine is not None and theirs != mine.hash:
+                raise LedgerError(
+                    f"{ledger.path}: entry {mine.seq} differs from the database's copy: the "
+                    "journal was replaced or repaired; audit both (the database keeps its rows)"
+                )
         added = 0
         for entry in entries:
             if done is not None and entry.seq <= done:

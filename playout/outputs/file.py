@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 from playout.outputs.base import OutputError, OutputSink
@@ -35,10 +36,15 @@ class FileOutput(OutputSink):
         self.bytes_written += len(chunk.data)
 
     def close(self) -> None:
-        """Flush and fsync, so a recording that says it ended is on disk."""
+        """Flush and fsync, so a recording that says it ended is on disk.
+
+        Only a regular file is synced: ``file:/dev/null`` (a rehearsal that keeps
+        nothing) or a pipe cannot be, and that is no error.
+        """
         if self._fh.closed:
             return
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if stat.S_ISREG(os.fstat(self._fh.fileno()).st_mode):
+            os.fsync(self._fh.fileno())
         self._fh.close()
         logger.info("%s: closed, %d bytes", self.name, self.bytes_written)

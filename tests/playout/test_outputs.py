@@ -13,13 +13,17 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import imageio_ffmpeg
 import pytest
+from conftest import Media
+from playout_media import build_rundown
 
 from channels import load_registry
 from channels.registry import SAMPLE_CHANNELS_FILE, Channel
+from epg.rundown import EventType
 from mpegts import PACKET_SIZE, UDP_PAYLOAD
 from playout.outputs import (
     FanOut,
@@ -215,6 +219,25 @@ def test_file_output_is_the_stream(ts2: bytes, tmp_path: Path) -> None:
     assert (tmp_path / "rec" / "g03.ts").read_bytes() == ts2
 
 
+def test_dev_null_is_an_output_that_closes_cleanly(cli: Any, media: Media, tmp_path: Path) -> None:
+    """Issue 10: `--output file:/dev/null` (a rehearsal that keeps nothing) exited 1:
+    fsync is not for a character device."""
+    out = FileOutput(Path(os.devnull))
+    for chunk in replay_chunks(make_ts(tmp_path / "1s.ts", 1), mux_rate=MUX_RATE):
+        out.write(chunk)
+    out.close()
+    out.close()  # closing twice is harmless (playout run closes the fan-out, then each)
+    rundown = build_rundown([("L1", EventType.LESSON, media.short, 100)])
+    path = tmp_path / "rundown.json"
+    rundown.save(path)
+    result = cli(
+        *("playout", "run", "--channel", "zt.skyclass.cn", "--rundown", str(path)),
+        *("--start", rundown.wall_clock(0).isoformat(), "--fast", "--duration", "2"),
+        *("--output", "file:/dev/null"),
+    )
+    assert result.code == 0, result.stderr
+
+
 # -- HLS -------------------------------------------------------------------------------
 
 
@@ -406,9 +429,11 @@ def test_slow_output_does_not_delay_udp(ts2: bytes, receiver: socket.socket) -> 
     expected = round(1.5 * MUX_RATE / 8 / UDP_PAYLOAD)
     assert abs(stats.datagrams - expected) <= 2
     assert len(arrivals) >= expected - 2  # every datagram of the UDP output arrived
-    assert elapsed < 1.5 + 0.1  # the pacer never waited for the slow output
-    assert stats.max_late < 0.2  # (a loaded CI box may stall us briefly, never for 200 ms)
+    # The pacer never waited for the slow output (7 writes of 200 ms): had it, the waits
+    # would be slip. A loaded CI box may stall us briefly, never for half a second.
+    assert stats.slip < 0.5
+    assert elapsed < 1.5 + stats.slip + 0.1
     # Arrivals are spread over the interval at the mux rate, not bunched behind the slow one.
-    assert arrivals[-1] - arrivals[0] == pytest.approx(1.5, abs=0.1)
+    assert arrivals[-1] - arrivals[0] == pytest.approx(1.5 + stats.slip, abs=0.1)
     assert queued.stats.delivered < len(ts2)  # the slow output fell behind…
     assert slow.writes >= 1  # …but was fed

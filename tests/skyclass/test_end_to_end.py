@@ -86,6 +86,8 @@ def test_operator_chain_from_lesson_file_to_as_run(operator, tmp_path: Path) -> 
         operator("synth", "--grade", "g03", "--seconds", str(seconds), "--format", "house-sd",
                  "--title", title, "--out", str(source))  # fmt: skip
         extra = ["--grade", "g03", "--subject", "数学"] if kind == "lesson" else ["--kind", kind]
+        if kind == "ad":
+            extra += ["--ad-category", "public_service"]  # required for ads (issue #12)
         out = operator("ingest", str(source), *extra, "--title", title, "--lesson-id", ref,
                        "--channel-profile", "sd", "--json")  # fmt: skip
         ingested = json.loads(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from core.clock import FrozenClock
 from epg.rundown import rundown_path
 from playout.asrun.ledger import AsRunLedger, AsRunOutcome, AsRunRecord, journal_path
 from playout.asrun.store import AsRunRow, sync_asrun
+from playout.reload import alarm_path
 from skyclass.database import session_factory
 from skyclass.station import (
     ASRUN_SYNC_JOB_ID,
@@ -115,8 +117,8 @@ def test_asrun_sync_job_keeps_the_table_behind_the_journals(tmp_path: Path, engi
     assert job.id == ASRUN_SYNC_JOB_ID and job.trigger.interval.total_seconds() == 30
 
 
-def test_playout_up_runs_and_restarts_channels(tmp_path: Path) -> None:
-    """The real command: a channel without a rundown exits, and is restarted with backoff."""
+def test_playout_up_keeps_a_channel_without_a_rundown_on_the_slate(tmp_path: Path) -> None:
+    """The real command: no readable rundown is an alarm and the slate, never off air."""
     env = {
         **os.environ,
         "SKYCLASS_VAR_DIR": str(tmp_path / "var"),
@@ -135,11 +137,18 @@ def test_playout_up_runs_and_restarts_channels(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     log = tmp_path / "var" / "log" / "playout" / f"{CHANNEL}.log"
+    today = datetime.now(BEIJING).date()
+    alarm = alarm_path(rundown_path(tmp_path / "var" / "rundowns", CHANNEL, today))
     try:
-        # `playout run` fails (no rundown for today) and is started again after 1 s.
-        assert wait_for(lambda: log.exists() and log.read_text().count("rundown") >= 2, 20, 0.2)
+        # `playout run` finds no rundown for today: it plays the slate, raises an alarm
+        # and keeps watching (tests/playout/test_hostile_rundowns.py receives that slate).
+        assert wait_for(lambda: alarm.exists(), 30, 0.2)
+        assert "ALARM no readable rundown" in log.read_text()
+        assert json.loads(alarm.read_text(encoding="utf-8"))["keeping"] == "the slate"
+        time.sleep(3.0)  # it stays up: nothing to restart
     finally:
         up.send_signal(signal.SIGTERM)
         out, _ = up.communicate(timeout=15)
     assert up.returncode == 0, out.decode()
+    assert "playout died" not in out.decode()
     assert not (tmp_path / "var" / "run" / f"playout-{CHANNEL}.pid").exists()
