@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import av
 import numpy as np
@@ -30,7 +30,9 @@ from av.audio.codeccontext import AudioCodecContext
 
 from compliance.retention import hour_of
 from compliance.timemap import RecordingTimes
-from ingest.loudness import LoudnessMeter, LoudnessResult
+
+if TYPE_CHECKING:  # the meter pulls in SciPy: only when something is measured
+    from ingest.loudness import LoudnessMeter, LoudnessResult
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +151,8 @@ class _Meters:
                 logger.warning("%s: audio format changed mid-item; measuring the rest", key)
             channels = samples.shape[1]
             layout = None if channels in (1, 2, 6, 8) else ("FL",) * channels
+            from ingest.loudness import LoudnessMeter
+
             meter = self.meters[key] = LoudnessMeter(rate, channels, layout=layout)
         meter.feed(samples)
         self.samples[key] = self.samples.get(key, 0) + samples.shape[0]
