@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import DBAPIError
 
 import channels.cli
 import compliance.cli
@@ -142,6 +141,8 @@ def _unexpected(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         where = f" writing {exc.filename}" if exc.filename else ""
         return f"error: the disk is full{where}: free space there and run the command again"
+    from sqlalchemy.exc import DBAPIError  # only when something failed
+
     if isinstance(exc, DBAPIError):
         orig = " ".join(str(exc.orig).split())[:200]
         return f"error: database error: {orig} (run with --debug for the statement)"
