@@ -371,7 +371,7 @@ def test_report_and_audit_commands(cli: Any, clips: Clips, tmp_path: Path) -> No
     aired = render(build_rundown(specs, start=MIDHOUR))
     config = RecorderConfig(root=var / "recordings", zone=ZONE)
     recorder = Recorder(CHANNEL, parse_source("udp://127.0.0.1:5999"), config)
-    feed_recorder(recorder, aired.data)
+    feed_recorder(recorder, aired.data, drop=(2.0, 3.5))  # a gap while the channel is on air
     finish(recorder, aired.data)
     write_asrun(var, aired.records)
     day = ("--from", "2026-09-01", "--to", "2026-09-01")

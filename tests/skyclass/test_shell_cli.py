@@ -45,7 +45,7 @@ def test_demo_initializes_database_and_prints_lineup(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     done = subprocess.run(
-        [str(script), "demo", "--lineup-only"],
+        [str(script), "demo", "--lineup-only", "--work-dir", str(tmp_path / "demo")],
         env=env,
         capture_output=True,
         text=True,
@@ -53,5 +53,6 @@ def test_demo_initializes_database_and_prints_lineup(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "g01.skyclass.cn" in done.stdout and "zt.skyclass.cn" in done.stdout
-    assert (tmp_path / "demo.db").exists()
+    assert "g03.skyclass.cn" in done.stdout and "zt.skyclass.cn" in done.stdout
+    assert (tmp_path / "demo" / "skyclass.db").exists()  # the demo station's own database
+    assert (tmp_path / "demo" / "channels.toml").exists()
