@@ -288,7 +288,7 @@ def _event_json(event: RundownEvent) -> dict[str, Any]:
 
 #: A day of 30-second filler pieces with a 7-day EPG horizon is ~3 MB; anything much
 #: larger is not a rundown, and the engine parses a reload inline between GOPs.
-MAX_RUNDOWN_BYTES = 16 << 20
+MAX_RUNDOWN_BYTES = 32 << 20  # a day tiled with 3-second filler is ~20 MB
 #: The format nests 5 deep (file, events, event, si, content_nibbles).
 MAX_NESTING = 16
 #: Digits in one JSON integer: frames, ids and rates fit in 12; 5,000 digits cost seconds.
