@@ -7,12 +7,14 @@
 | ``assets`` | unreviewed, loudness, true_peak |
 | ``guides`` | guide_mismatch |
 | ``screen_time`` | screen_time |
+| ``journal`` | asrun_gap |
 """
 
 from compliance.audit import Auditor
 from compliance.auditors.ads import ad_findings
 from compliance.auditors.assets import asset_findings
 from compliance.auditors.guides import guide_findings
+from compliance.auditors.journal import journal_findings
 from compliance.auditors.schedule import schedule_findings
 from compliance.auditors.screen_time import screen_time_findings
 
@@ -22,6 +24,7 @@ DEFAULT_AUDITORS: tuple[Auditor, ...] = (
     asset_findings,
     guide_findings,
     screen_time_findings,
+    journal_findings,
 )
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "ad_findings",
     "asset_findings",
     "guide_findings",
+    "journal_findings",
     "schedule_findings",
     "screen_time_findings",
 ]

@@ -122,3 +122,40 @@ def test_a_guide_published_after_air_is_not_the_guide_before_it(
         )
     )
     assert audit(world) == []
+
+
+def test_a_hole_in_the_journal_is_an_asrun_gap(engine: Engine, tmp_path: Path) -> None:
+    """A gap entry (torn tail set aside by playout) is reported, with its record's hash."""
+    from datetime import timedelta
+
+    from week import ZONE, frame_instant
+
+    from playout.asrun.ledger import GAP_TYPE, AsRunOutcome, AsRunRecord
+    from playout.asrun.store import sync_journal
+
+    world = World(engine, tmp_path)
+    build_week(world)
+    ledger = world.ledger()
+    when = frame_instant(ZONE, WEEK[2], 0) + timedelta(hours=12)
+    ledger.append(
+        AsRunRecord(
+            channel_id=G03,
+            event_id="gap-1",
+            event_type=GAP_TYPE,
+            scheduled_frame=0,
+            actual_frame=0,
+            scheduled_start=when,
+            actual_start=when,
+            scheduled_frames=0,
+            duration_frames=0,
+            asset_id=None,
+            sha256=None,
+            outcome=AsRunOutcome.UNRECORDED,
+            reason="torn tail set aside (12 bytes, sha256 ab…)",
+        )
+    )
+    sync_journal(ledger, world.sessions())
+    findings = audit(world)
+    assert [f.code for f in findings] == ["asrun_gap"], [f.message for f in findings]
+    assert findings[0].evidence["asrun_hash"] == list(ledger.entries())[-1].hash
+    assert "torn tail" in findings[0].message
