@@ -14,10 +14,12 @@ and after it stops: the as-run verifies and the audit of what aired is clean.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -193,6 +195,24 @@ def _check_hls(hls_root: Path) -> None:
         assert codec in ("h264", "mpeg2video") and int(packets) > 0
 
 
+def _stop(demo: subprocess.Popen[bytes], work: Path) -> None:
+    """End the demo however the test ended: a clean stop first, then its channels.
+
+    Channel processes run in their own sessions so that a dying supervisor does not
+    take them off air; a failed test must not leave them sending to the groups.
+    """
+    if demo.poll() is None:
+        demo.send_signal(signal.SIGTERM)
+        try:
+            demo.wait(60)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait()
+    for pid_file in (work / "var" / "run").glob("playout-*.pid"):
+        with contextlib.suppress(ValueError, ProcessLookupError, OSError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+
+
 def test_the_demo_station_goes_on_air_and_checks_out(tmp_path: Path) -> None:
     config = tmp_path / "quick.toml"
     config.write_text(QUICK, encoding="utf-8")
@@ -226,9 +246,7 @@ def test_the_demo_station_goes_on_air_and_checks_out(tmp_path: Path) -> None:
             out.pump(1.0)
         out.pump()
     finally:
-        if demo.poll() is None:
-            demo.kill()
-        demo.wait()
+        _stop(demo, work)
     text = out.text
     assert demo.returncode == 0, text[-4000:]
     verified = [line for line in text.splitlines() if ": ok (journal" in line]
