@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import select
@@ -186,13 +187,14 @@ def _check_hls(hls_root: Path) -> None:
         assert segments, f"{channel.id}: no HLS segment in {hls_root / channel.short}"
         probe = subprocess.run(
             [str(FFPROBE), "-v", "error", "-count_packets", "-select_streams", "v:0",
-             "-show_entries", "stream=codec_name,nb_read_packets", "-of", "csv=p=0",
+             "-show_entries", "stream=codec_name,nb_read_packets", "-of", "json",
              str(segments[0])],
             capture_output=True, text=True, env={**os.environ, "GCONV_PATH": "/nonexistent"},
         )  # fmt: skip
         assert probe.returncode == 0, probe.stderr
-        codec, packets = probe.stdout.strip().split(",")[:2]
-        assert codec in ("h264", "mpeg2video") and int(packets) > 0
+        (stream,) = json.loads(probe.stdout)["streams"]
+        assert stream["codec_name"] in ("h264", "mpeg2video")
+        assert int(stream["nb_read_packets"]) > 0
 
 
 def _stop(demo: subprocess.Popen[bytes], work: Path) -> None:
