@@ -443,7 +443,12 @@ class Recorder:
         prune(self.channel_dir, now=now, retention_days=self.config.retention_days)
         self._write_status(now, force=True)
 
-    def feed(self, data: bytes | bytearray | memoryview, arrival: datetime) -> None:
+    def feed(
+        self,
+        data: bytes | bytearray | memoryview,
+        arrival: datetime,
+        arrival_mono: float | None = None,
+    ) -> None:
         """One received datagram (RTP or plain TS) that arrived at ``arrival`` (aware UTC)."""
         if self._started is None:
             self.open(arrival)
@@ -463,8 +468,8 @@ class Recorder:
         self.counters.datagrams += 1
         self._last = arrival
         if self.tap is not None:
-            late = max(0.0, (self.clock.now() - arrival).total_seconds())
-            self.tap.feed(datagram.payload, self.clock.monotonic() - late, arrival)
+            mono = self.clock.monotonic() if arrival_mono is None else arrival_mono
+            self.tap.feed(datagram.payload, mono, arrival)
         if arrival.timestamp() >= self._next_status:
             self._write_status(arrival)
 
@@ -511,7 +516,7 @@ class Recorder:
                 else:
                     # The datagram's own arrival (kernel time), not when we got to it.
                     waited = max(0.0, time.monotonic() - got[1])
-                    self.feed(got[0], now - timedelta(seconds=waited))
+                    self.feed(got[0], now - timedelta(seconds=waited), got[1])
         finally:
             receiver.close()
             self.close()
