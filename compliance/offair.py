@@ -181,7 +181,11 @@ def gap_findings(
     findings = []
     for g in gaps:
         lo, hi = max(g.start, lo_air), min(g.end, hi_air)
-        if hi > lo:
+        clipped = (lo, hi) != (g.start, g.end)
+        # What is left of a gap at the air window's edge after clipping is held to the
+        # same threshold as an unrecorded stretch: the last datagram of a stopped
+        # channel arrives a few ms before its as-run end (one datagram carries ~7 ms).
+        if hi > lo and (not clipped or (hi - lo).total_seconds() >= config.min_unrecorded_s):
             findings.append(_gap_finding(channel_id, lo, hi, g.kind, g.source, config))
     for lo, hi in _unrecorded(store, gaps, max(start, lo_air), min(end, hi_air)):
         if (hi - lo).total_seconds() >= config.min_unrecorded_s:
