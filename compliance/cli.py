@@ -335,6 +335,9 @@ def register(app: typer.Typer) -> None:
 
     offair_cli.register(compliance_app)
     app.add_typer(compliance_app, name="compliance")
+    from compliance import receive_cli  # `skyclass receive --merge`: the ST 2022-7 receiver
+
+    receive_cli.register(app)
     from compliance.offair_cli import register as register_offair  # record, monitor, report
 
     register_offair(compliance_app)

@@ -3,16 +3,24 @@
 Hook for the real-time side: ``playout.supervisor.register(playout_app)`` adds
 ``up``; ``run`` paces with ``playout.pacer.Pacer`` and builds outputs with
 ``playout.outputs.open_output``, except ``check:`` outputs (playout.check_sink).
+
+``run --epoch`` is one of a main/backup pair of twins (主备, SMPTE ST 2022-7): both
+mux the channel from the same epoch, so their datagrams are byte-identical, RTP
+headers included, from wherever each one joins the air (``_run_twin``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Protocol, cast
+from typing import Annotated, Protocol, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import typer
@@ -24,6 +32,7 @@ from channels.registry import ChannelRegistry
 from core.clock import Clock
 from core.timecode import FPS
 from epg.rundown import Rundown, RundownError, rundown_path
+from mpegts import UDP_PAYLOAD
 from mpegts.monitor import check_file
 from playout.asrun.journal import AsRunJournal, recover
 from playout.asrun.ledger import AsRunLedger, journal_path
@@ -31,7 +40,7 @@ from playout.check_sink import CheckSink, open_check_output
 from playout.engine import CUE_PREROLL_SECONDS, PlayoutEngine
 from playout.outputs.base import OutputSink
 from playout.reload import check_rundown_for, install_reload_signal, slate_start
-from playout.stream import PlayoutError, PlayoutInputError, TsChunk
+from playout.stream import AsRunMark, PlayoutError, PlayoutInputError, TsChunk
 from playout.supervisor import ON_AIR, StopRequested, StopSignal, notify_supervisor
 
 logger = logging.getLogger(__name__)
@@ -46,6 +55,11 @@ WARM_UP_AHEAD = 1.0  # seconds after launch the warm-up starts at (near the real
 PACING_BURST = 3
 # The pacing thread's nice value where allowed (CAP_SYS_NICE): sends on time on a busy host.
 PACING_NICE = -10
+# A twin joins with the first chunk due at least this long after it was muxed: the
+# pacer's read-ahead (0.5 s) is then filled long before its deadlines.
+TWIN_JOIN_MARGIN = 0.3
+CATCH_UP_NICE = 10
+_T = TypeVar("_T")
 
 
 class PlayoutRuntime(Protocol):
@@ -67,14 +81,16 @@ class PlayoutRuntime(Protocol):
 playout_app = typer.Typer(help="Playout (播出): run a channel, check a TS, read the as-run.")
 
 
-def _parse_start(text: str | None, clock: Clock, zone: ZoneInfo) -> datetime:
+def _parse_start(
+    text: str | None, clock: Clock, zone: ZoneInfo, option: str = "--start"
+) -> datetime:
     if text is None:
         return clock.now()
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise PlayoutInputError(
-            f"--start {text!r} is not an ISO time: use e.g. 2026-09-01T08:00:00+08:00"
+            f"{option} {text!r} is not an ISO time: use e.g. 2026-09-01T08:00:00+08:00"
         ) from None
     return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
 
@@ -101,6 +117,14 @@ def run(
         float,
         typer.Option("--cue-preroll", help="Seconds SCTE-35 cues arrive before their splice"),
     ] = CUE_PREROLL_SECONDS,
+    epoch: Annotated[
+        str | None,
+        typer.Option(
+            "--epoch",
+            help="Main/backup twin: the rundown position (ISO time) both twins mux from; "
+            "this one airs byte-identical datagrams from the first it can send on time",
+        ),
+    ] = None,
 ) -> None:
     """Play a channel's rundown as one continuous CBR MPEG-TS."""
     runtime = cast(PlayoutRuntime, ctx.obj)
@@ -109,6 +133,16 @@ def run(
     # early by whatever ran between them (the registry took 5-25 ms).
     launch = runtime.clock.monotonic()
     at = _parse_start(start, runtime.clock, runtime.zone)
+    twin_epoch = (
+        None if epoch is None else _parse_start(epoch, runtime.clock, runtime.zone, "--epoch")
+    )
+    if twin_epoch is not None and fast:
+        raise PlayoutInputError("--epoch is for real time (twins on air): drop --fast")
+    if twin_epoch is not None and twin_epoch > at:
+        raise PlayoutInputError(
+            f"--epoch {epoch} is after the rundown position at launch ({at.isoformat()}): "
+            "give the start both twins share, e.g. the hour or the broadcast day's start"
+        )
     rundown_dir = runtime.var_dir / "rundowns"
     day = at.astimezone(runtime.zone).date()
     path = rundown_file or rundown_path(rundown_dir, channel.id, day)
@@ -166,7 +200,20 @@ def run(
                     open_output(url, channel=channel, epoch=rundown.day_start, zone=rundown.zone)
                 )
         join_note = interrupted.join_note if interrupted else ""
-        if fast:
+        if twin_epoch is not None:
+            _run_twin(
+                engine,
+                sinks,
+                journal,
+                channel.mux_rate,
+                runtime.clock,
+                launch,
+                at,
+                twin_epoch,
+                frames,
+                join_note,
+            )
+        elif fast:
             for chunk in engine.chunks(at, duration_frames=frames, join_note=join_note):
                 if chunk.data:
                     for sink in sinks:
@@ -284,6 +331,151 @@ def _run_paced(
         )
     finally:
         fanout.close()  # drains the queued outputs (file, HLS) before they close
+
+
+def _run_twin(
+    engine: PlayoutEngine,
+    sinks: list[OutputSink],
+    journal: AsRunJournal,
+    mux_rate: int,
+    clock: Clock,
+    launch: float,
+    at: datetime,
+    epoch: datetime,
+    frames: int | None,
+    join_note: str = "",
+) -> None:
+    """A main/backup twin: mux from ``epoch`` unsent, then send in step with the partner.
+
+    The stream is a pure function of the rundown and the frame it starts at
+    (playout.engine), so two twins that both start at ``epoch`` produce the same
+    bytes however late either was launched. This one muxes from the epoch as fast
+    as it can, sending nothing, until a chunk is still ``TWIN_JOIN_MARGIN`` ahead of
+    its deadline; from that chunk on (cut to a datagram boundary of the epoch's byte
+    count) it sends in real time. Outputs are anchored on the epoch (an empty chunk
+    at byte 0), so RTP sequence numbers and timestamps are the partner's too: a
+    restarted twin rejoins in step and a ST 2022-7 receiver merges the two (compliance.merge).
+
+    ``frames`` (``--duration``) counts from the launch position, so twins given the
+    same ``--start``/``--duration`` stop at the same frame. Sender lateness is not
+    absorbed in the schedule (that would change the bytes): it stays a delay the
+    receiver's path-differential buffer covers; restarting the twin puts it back on time.
+    """
+    from playout.outputs import FanOut, UdpOutput
+    from playout.pacer import Pacer
+
+    first_frame = engine.frame_of(epoch)
+    total = None if frames is None else engine.frame_of(at) - first_frame + frames
+    origin = TsChunk(data=b"", byte_offset=0, frame=first_frame, idr=False, pcr_90k=None)
+    for sink in sinks:
+        if isinstance(sink, UdpOutput):  # RTP sequence and timestamp count from the epoch
+            sink.write(origin)
+    fanout = FanOut(sinks)
+    pacer = Pacer(fanout, mux_rate=mux_rate, clock=clock, burst=PACING_BURST, nice=PACING_NICE)
+    began = clock.monotonic()
+    stream = engine.chunks(epoch, duration_frames=total, join_note=join_note)
+    try:
+        joined = _in_background(lambda: _catch_up(engine, stream, clock, launch, at))
+        if joined is None:
+            logger.error("twin: the run ended before it could join the air")
+            return
+        first, due = joined
+        logger.info(
+            "twin: muxed %.1f s of stream from the epoch %s in %.2f s unsent; joins at "
+            "frame %d, byte %d (%.3f s to spare)",
+            first.byte_offset * 8 / mux_rate,
+            epoch.isoformat(),
+            clock.monotonic() - began,
+            first.frame,
+            first.byte_offset,
+            due - clock.monotonic(),
+        )
+
+        def sent(chunk: TsChunk) -> None:
+            journal.sent(engine.as_aired(chunk))
+
+        def late(seconds: float) -> None:
+            logger.error(
+                "twin %.3f s behind its partner for good: the receiver's path-differential "
+                "buffer must cover it; restart this twin to put it back in step",
+                seconds,
+            )
+
+        pacer.run(itertools.chain((first,), stream), first_due=due, on_sent=sent, on_late=late)
+    finally:
+        fanout.close()  # drains the queued outputs (file, HLS) before they close
+
+
+def _in_background(work: Callable[[], _T]) -> _T:
+    """``work()`` on a thread at ``CATCH_UP_NICE``: a twin catching up (flat out) must not
+    make the channels already on air on this host late, its partner included."""
+    done: list[_T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        with contextlib.suppress(OSError):  # Linux: per thread; lowering needs no privilege
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CATCH_UP_NICE)
+        try:
+            done.append(work())
+        except BaseException as exc:  # re-raised on the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="twin catch-up", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def _catch_up(
+    engine: PlayoutEngine,
+    stream: Iterator[TsChunk],
+    clock: Clock,
+    launch: float,
+    at: datetime,
+) -> tuple[TsChunk, float] | None:
+    """Skip the chunks already due; return the first one to send and its monotonic deadline.
+
+    It starts at a multiple of 1316 bytes of the epoch's byte count, so datagram k
+    is the same bytes on both twins. The event on air when the twin joins is opened
+    on that chunk (its start was in the chunks skipped), so the as-run and a restart's
+    recovery know it.
+    """
+    opened: AsRunMark | None = None
+    for chunk in stream:
+        for mark in chunk.asrun:
+            if not mark.final:
+                opened = mark
+            elif opened is not None and opened.record.event_id == mark.record.event_id:
+                opened = None
+        skip = -chunk.byte_offset % UDP_PAYLOAD
+        if skip >= len(chunk.data):
+            continue
+        try:
+            due = (
+                launch
+                + (engine.due_at(chunk) - at).total_seconds()
+                + skip * 8 / engine.service.mux_rate
+            )
+        except PlayoutError:  # no PCR yet: the first bytes of the epoch, long due
+            continue
+        if due - clock.monotonic() < TWIN_JOIN_MARGIN:
+            continue
+        marks = tuple(m for m in chunk.asrun if not m.final)
+        carried = () if opened is None or opened in marks else (opened,)
+        return (
+            TsChunk(
+                data=chunk.data[skip:],
+                byte_offset=chunk.byte_offset + skip,
+                frame=chunk.frame,
+                idr=chunk.idr and not skip,
+                pcr_90k=chunk.pcr_90k if not skip else None,
+                asrun=carried + chunk.asrun,
+            ),
+            due,
+        )
+    return None
 
 
 @playout_app.command("check")

@@ -42,6 +42,7 @@ from channels.profiles import HouseProfile, profile_by_name
 from core.timecode import FPS, FRAME_TICKS
 from epg.rundown import DAY_FRAMES, Rundown, RundownError, rundown_path
 from epg.si.events import SiEvent
+from mpegts import signed_delta
 from playout.adrules import AdRules
 from playout.asrun.ledger import AsRunLedger, AsRunRecord
 from playout.clip import Gop
@@ -322,13 +323,15 @@ class PlayoutEngine:
 
         Frame f is presented when the PCR reaches ``wire_pts(f)``, so the byte that
         carries PCR p is due at ``wall_clock(first) - (wire_pts(first) - p) / 90 kHz``
-        (the lead is the T-STD delay, ~0.55 s; taken modulo 2^33 for the PCR wrap).
+        (for the first chunk the lead is the T-STD delay, ~0.55 s; any later chunk is
+        due after the first frame's wall clock: the difference is signed, modulo 2^33
+        for the PCR wrap).
         """
         if self._muxer is None:
             raise PlayoutError("the engine has not produced a chunk yet")
         pcr = self._muxer.stream_time(chunk.byte_offset)
         first_pts = ORIGIN + self.pts_offset + self._first * FRAME_TICKS
-        lead = (first_pts - pcr) % (1 << 33)
+        lead = signed_delta(first_pts, pcr)
         return self.wall_clock(self._first) - timedelta(microseconds=lead * 100 // 9)
 
     # ------------------------------------------------- real time: start, lateness

@@ -75,7 +75,27 @@ class StationCollector(Collector):
             "Journal records not yet copied into the as-run table",
             labels=["channel"],
         )
+        legs_up = GaugeMetricFamily(
+            "skyclass_channel_merge_legs_up",
+            "Main/backup legs the ST 2022-7 receiver is receiving (of 2)",
+            labels=["channel"],
+        )
+        changeovers = CounterMetricFamily(
+            "skyclass_channel_merge_changeovers",
+            "Main/backup changeovers seen by the ST 2022-7 receiver",
+            labels=["channel"],
+        )
+        merged_lost = CounterMetricFamily(
+            "skyclass_channel_merge_lost_datagrams",
+            "RTP datagrams missing on both legs (the merged output lost them)",
+            labels=["channel"],
+        )
         for s in statuses:
+            if s.merge is not None:
+                legs = s.merge.get("legs", [])
+                legs_up.add_metric([s.channel_id], float(sum(1 for leg in legs if leg.get("up"))))
+                changeovers.add_metric([s.channel_id], float(s.merge.get("changeovers", 0)))
+                merged_lost.add_metric([s.channel_id], float(s.merge.get("merged_lost", 0)))
             for kind in OnAirState:
                 state.add_metric([s.channel_id, kind.value], 1.0 if s.state is kind else 0.0)
             fallbacks.add_metric([s.channel_id], float(s.fallbacks_total))
@@ -94,6 +114,7 @@ class StationCollector(Collector):
             if s.asrun_unsynced is not None:
                 unsynced.add_metric([s.channel_id], float(s.asrun_unsynced))
         yield from (state, fallbacks, bitrate, mux_rate, output_age, tr, lag, unsynced)
+        yield from (legs_up, changeovers, merged_lost)
 
         queue = GaugeMetricFamily(
             "skyclass_ingest_queue_jobs", "Ingest jobs by state", labels=["state"]

@@ -151,6 +151,7 @@ class ChannelStatus:
     asrun_lag_seconds: float | None = None
     asrun_unsynced: int | None = None
     alarms: tuple[Alarm, ...] = ()
+    merge: dict[str, Any] | None = None  # the ST 2022-7 receiver's counters (var/merge/ID.json)
 
     @property
     def remaining_seconds(self) -> float | None:
@@ -428,6 +429,18 @@ def _monitor_counts(path: Path) -> tuple[tuple[TrCount, ...], float | None]:
     return tuple(counts), bitrate
 
 
+def _merge_status(path: Path) -> dict[str, Any] | None:
+    """The ST 2022-7 receiver's status file (compliance.receive_cli), if it runs here."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        logger.warning("%s unreadable: %s", path, exc)
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
 def _title(event: RundownEvent) -> str:
     if event.si is not None and event.si.title:
         return event.si.title
@@ -592,6 +605,15 @@ class PlayoutFiles:
                         message=f"TR 101 290 {count.check_id} {count.name}: {count.count}",
                     )
                 )
+        merge = _merge_status(self.var_dir / "merge" / f"{channel.id}.json")
+        for alarm in merge.get("alarms", []) if merge else []:
+            alarms.append(
+                Alarm(
+                    source="2022-7",
+                    severity=str(alarm.get("severity", "warning")),
+                    message=f"主备 main/backup: {alarm.get('message', '')}",
+                )
+            )
         for _seq, record in reversed(journal.recent):
             if len(alarms) >= 6:
                 break
@@ -621,6 +643,7 @@ class PlayoutFiles:
             asrun_lag_seconds=lag,
             asrun_unsynced=unsynced,
             alarms=tuple(alarms),
+            merge=merge,
         )
 
     @staticmethod

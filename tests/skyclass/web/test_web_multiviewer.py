@@ -301,3 +301,49 @@ def test_the_journal_is_followed_incrementally_and_a_torn_line_waits(station: We
     AsRunLedger(path).append(_record("E9", "lesson", _frame(9, 0), AsRunOutcome.AIRED))
     tail.refresh(ZONE)
     assert (tail.seq, tail.fallbacks_total, tail.last.event_id) == (1, 0, "E9")
+
+
+def test_a_main_backup_changeover_shows_as_an_alarm_and_in_metrics(station: WebWorld) -> None:
+    """The ST 2022-7 receiver's own status file (compliance.receive_cli.MergeLog), fed
+    by a real Merger whose main leg goes silent, reaches the tile and /metrics.
+
+    Independent judge: prometheus-client's text-format parser for /metrics.
+    """
+    import struct
+
+    from compliance.merge import Merger
+    from compliance.receive_cli import MergeLog
+
+    log = MergeLog(station.var_dir, G03)
+    merger = Merger(
+        ["udp://198.18.0.1:5000", "udp://198.18.0.2:5000"],
+        output=lambda _datagram: None,
+        window=0.1,
+        loss_after=0.3,
+        on_alarm=log.alarm,
+        clock=station.clock,
+    )
+    for n in range(2000):  # 475 datagrams/s; the main leg stops after 1 s
+        arrival = n / 475
+        merger.poll(arrival)
+        datagram = struct.pack("!BBHII", 0x80, 33, n, n * 190, 0x1234) + b"\x47" * 1316
+        if n < 475:
+            merger.feed(0, datagram, arrival)
+        merger.feed(1, datagram, arrival + 0.002)
+    log.status(merger.stats, name=G03, clock=station.clock)
+
+    status = _status(station)
+    assert status.merge is not None and status.merge["changeovers"] == 1
+    mains = [a for a in status.alarms if a.source == "2022-7"]
+    assert mains and all(a.message.startswith("主备 main/backup") for a in mains)
+    app = create_app(station, metrics_token="t0ken")
+    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        text = client.get("/metrics", headers={"Authorization": "Bearer t0ken"}).text
+    samples = {
+        (s.name, s.labels.get("channel")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("skyclass_channel_merge_legs_up", G03)] == 1
+    assert samples[("skyclass_channel_merge_changeovers_total", G03)] == 1
+    assert samples[("skyclass_channel_merge_lost_datagrams_total", G03)] == 0
