@@ -13,6 +13,8 @@ import csv
 import json
 import logging
 import threading
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +62,56 @@ class IngestRuntime(Protocol):
     def clock(self) -> Clock: ...
 
     def sessions(self) -> sessionmaker[Session]: ...
+
+
+class QueuedIngestJob(Protocol):
+    """An ingest job in the queue as this CLI shows it (farm.jobs.IngestJob is one)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...  # queued | running | retrying | succeeded | failed
+
+    @property
+    def stage(self) -> str | None: ...
+
+    @property
+    def fraction(self) -> float: ...
+
+    @property
+    def worker(self) -> str | None: ...
+
+    @property
+    def asset_id(self) -> str | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    def as_json(self) -> dict[str, Any]: ...
+
+
+class IngestQueueClient(Protocol):
+    """The queue `--queue` hands work to (the shell wires in farm.queue.IngestFarm)."""
+
+    def submit(self, files: Sequence[tuple[str, IngestRequest]]) -> Sequence[QueuedIngestJob]: ...
+
+    def poll(self, job_ids: Sequence[int]) -> Sequence[QueuedIngestJob]: ...
+
+
+class QueueingRuntime(IngestRuntime, Protocol):
+    def ingest_farm(self) -> IngestQueueClient:
+        """The queue, or a BadInputError saying why there is none (off, or not PostgreSQL)."""
+        ...
+
+
+#: States after which a queued job changes no more.
+FINISHED = ("succeeded", "failed")
+#: How often `ingest --queue --wait` reads the jobs' progress.
+WAIT_POLL_SECONDS = 0.5
 
 
 def _runtime(ctx: typer.Context) -> IngestRuntime:
@@ -283,12 +335,22 @@ def ingest_command(
         Path | None, typer.Option("--manifest", help="lessons.csv for a DIR batch.")
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Files ingested at once.")] = 1,
+    queue: Annotated[
+        bool,
+        typer.Option("--queue", help="Queue the files for `skyclass worker`s (needs the farm)."),
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="With --queue: show progress until every job ends.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Probe, validate, analyze, normalize, verify and register lesson files."""
     from ingest.pipeline import Ingester, IngestRequest
 
     runtime = _runtime(ctx)
+    if wait and not queue:
+        raise IngestInputError("--wait goes with --queue (without it, ingest always waits)")
+    client = cast(QueueingRuntime, runtime).ingest_farm() if queue else None
     work: list[_Job] = []
     for path in paths:
         if path.is_dir():
@@ -323,6 +385,9 @@ def ingest_command(
         config=runtime.ingest_config,
         clock=runtime.clock,
     )
+    if client is not None:
+        _queue(ingester, client, work, wait=wait, as_json=as_json)
+        return
     if len(work) == 1 and not (manifest and jobs > 1):
         ingester.check_metadata(work[0].request)  # one clear line, before any progress bar
         outcome = _run_one(ingester, work[0], as_json)
@@ -413,6 +478,66 @@ def _run_batch(ingester: Ingester, work: list[_Job], jobs: int, as_json: bool) -
         raise IngestInputError(f"{len(failures)} of {len(work)} file(s) failed to ingest")
 
 
+def _queue(
+    ingester: Ingester, client: IngestQueueClient, work: list[_Job], *, wait: bool, as_json: bool
+) -> None:
+    """Check every file here, then queue them all (or, on the first bad one, none)."""
+    for job in work:
+        source = job.request.source
+        if not source.is_file():
+            raise IngestInputError(
+                f"{source}: no such file: queued files must exist, at the same path on "
+                "every worker (a shared mount)"
+            )
+        ingester.check_metadata(job.request)  # one clear line now, not a failed job later
+    queued = client.submit([(job.label, job.request) for job in work])
+    if wait:
+        queued = _watch(client, queued)
+    if as_json:
+        typer.echo(json.dumps([j.as_json() for j in queued], ensure_ascii=False, indent=2))
+    elif wait:
+        for done in queued:
+            if done.state == "succeeded":
+                typer.echo(f"{done.label}: {done.asset_id}")
+    else:
+        for waiting in queued:
+            typer.echo(f"queued job {waiting.id}: {waiting.label}")
+    failed = [j for j in queued if j.state == "failed"]
+    if failed:
+        err = Console(stderr=True, soft_wrap=True)
+        for bad in failed:
+            err.print(f"failed: {bad.label}: {bad.error}", markup=False, highlight=False)
+        raise IngestInputError(f"{len(failed)} of {len(queued)} queued file(s) failed to ingest")
+
+
+def _watch(
+    client: IngestQueueClient, queued: Sequence[QueuedIngestJob]
+) -> Sequence[QueuedIngestJob]:
+    """Poll the queue and draw a bar per job (and a total) until every job has ended."""
+    console = Console(stderr=True)
+    ids = [job.id for job in queued]
+    with _bar(console) as bar:
+        total = bar.add_task(f"total ({len(ids)} files)", total=len(ids))
+        tasks = {job.id: bar.add_task(f"{job.label} queued", total=1.0) for job in queued}
+        while True:
+            current = client.poll(ids)
+            for job in current:
+                where = f" @ {job.worker}" if job.worker and job.state == "running" else ""
+                if job.state == "succeeded":
+                    text = f"[green]{job.label} done"
+                elif job.state == "failed":
+                    text = f"[red]{job.label} failed"
+                else:
+                    text = f"{job.label} {job.stage if job.state == 'running' else job.state}"
+                fraction = 1.0 if job.state in FINISHED else job.fraction
+                bar.update(tasks[job.id], completed=fraction, description=text + where)
+            done = sum(job.state in FINISHED for job in current)
+            bar.update(total, completed=done)
+            if done == len(ids):
+                return current
+            time.sleep(WAIT_POLL_SECONDS)
+
+
 # -- loudness -----------------------------------------------------------------------------
 
 
@@ -444,7 +569,7 @@ def loudness_command(
 # -- assets -------------------------------------------------------------------------------
 
 assets_app = typer.Typer(
-    help="The asset library (素材库): list, show, review.", no_args_is_help=True
+    help="The asset library (素材库): list, show, verify, review.", no_args_is_help=True
 )
 
 
@@ -523,6 +648,48 @@ def _show(asset: Asset) -> None:
         console.print(
             f"  📎 {attachment.kind.value}: {attachment.filename} {attachment.sha256[:12]}…"
         )
+
+
+@assets_app.command("verify")
+def assets_verify(
+    ctx: typer.Context,
+    refs: Annotated[list[str], typer.Argument(metavar="ID …", help="Asset or lesson id(s).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Re-check stored assets: the file's sha256, house format, frames and loudness.
+
+    Exit 1 when any asset fails (its file changed, went missing or misses the spec).
+    """
+    from ingest.normalize import verify
+    from ingest.package import sha256_of
+
+    runtime = _runtime(ctx)
+    library = _library(runtime)
+    results: list[dict[str, Any]] = []
+    for ref in refs:
+        asset = library.get(ref)
+        problems: list[str] = []
+        if not asset.path.is_file():
+            problems.append(f"{asset.path}: the stored file is missing")
+        elif sha256_of(asset.path) != asset.sha256:
+            problems.append(f"{asset.path}: sha256 differs from the library's {asset.sha256[:12]}…")
+        else:
+            report = verify(
+                asset.path,
+                profile=profile_by_name(asset.profile),
+                frames=asset.duration_frames,
+                config=runtime.ingest_config,
+            )
+            problems += report.problems
+        results.append({"asset_id": asset.asset_id, "ok": not problems, "problems": problems})
+    if as_json:
+        typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
+    else:
+        for result in results:
+            verdict = "ok" if result["ok"] else "FAILED: " + "; ".join(result["problems"])
+            typer.echo(f"{result['asset_id']}: {verdict}")
+    if not all(r["ok"] for r in results):
+        raise typer.Exit(1)
 
 
 @assets_app.command("review")

@@ -18,6 +18,7 @@ from rich.console import Console
 import channels.cli
 import compliance.cli
 import epg.cli
+import farm.cli
 import grading.cli
 import ingest.cli
 import playout.cli
@@ -90,6 +91,7 @@ grading.cli.register(app)
 channels.cli.register(app)
 epg.cli.register(app)
 ingest.cli.register(app)
+farm.cli.register(app)
 playout.cli.register(app)
 compliance.cli.register(app)
 skyclass.station.register(app)

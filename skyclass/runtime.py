@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -16,10 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from channels import ChannelRegistry, load_registry
 from core.clock import Clock, SystemClock
+from farm.config import FarmConfig
 from grading import GradingPolicy
 from ingest.config import IngestConfig
 from skyclass.database import make_engine, session_factory, upgrade
 from skyclass.settings import Settings
+
+if TYPE_CHECKING:
+    from farm.queue import IngestFarm
 
 
 class Runtime:
@@ -64,3 +69,33 @@ class Runtime:
 
     def sessions(self) -> sessionmaker[Session]:
         return self._sessions
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url
+
+    @property
+    def farm_config(self) -> FarmConfig:
+        return self.settings.farm
+
+    def ingest_farm(self) -> IngestFarm:
+        """The ingest queue; QueueUnavailableError (exit 2) when off or not on PostgreSQL."""
+        from farm.queue import check_queue_database
+
+        check_queue_database(self.settings.database_url, self.settings.farm)
+        return self._farm
+
+    def configured_farm(self) -> IngestFarm | None:
+        """The ingest queue if it is configured, else None (ingest runs in-process)."""
+        from farm.errors import QueueUnavailableError
+
+        try:
+            return self.ingest_farm()
+        except QueueUnavailableError:
+            return None
+
+    @cached_property
+    def _farm(self) -> IngestFarm:
+        from farm.queue import IngestFarm
+
+        return IngestFarm(self.engine, self.sessions(), self.settings.farm, clock=self.clock)

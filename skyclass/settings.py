@@ -22,6 +22,7 @@ from pydantic_settings import (
 from channels import SAMPLE_CHANNELS_FILE
 from core.clock import DEFAULT_TIMEZONE
 from core.errors import BadInputError
+from farm.config import FarmConfig
 from grading import GradingPolicy
 from ingest.config import IngestConfig
 
@@ -40,6 +41,7 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     grading: GradingPolicy = Field(default_factory=GradingPolicy)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    farm: FarmConfig = Field(default_factory=FarmConfig)  # the ingest queue (PostgreSQL)
 
     @field_validator("timezone")
     @classmethod

@@ -464,6 +464,8 @@ def make_router(templates: Jinja2Templates) -> APIRouter:
             subject=subject,
             kinds=[k.value for k in AssetKind],
             states=[s.value for s in ReviewState],
+            queue_configured=services.ingest_queue.configured,
+            jobs=services.ingest_queue.jobs(limit=50),
         )
 
     @router.get("/console/assets/{ref}")

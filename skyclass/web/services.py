@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sqlalchemy import func, select
 
@@ -22,6 +23,7 @@ from epg.errors import NoScheduleError
 from epg.partners import Partner
 from epg.schedule import ScheduleVersion, day_start
 from epg.validation import ValidationReport
+from farm.jobs import IngestJob, JobState
 from ingest import Asset, AssetKind, ReviewCheck, ReviewState
 from playout.asrun import AsRunOutcome, AsRunRecord, journal_path
 from playout.asrun.store import AsRunRow
@@ -39,6 +41,9 @@ from skyclass.web.multiviewer import (
 from skyclass.web.sessions import ConsoleSession, LoginThrottle, SessionStore, ThrottlePolicy
 from skyclass.web.uploads import StagedUpload, UploadLimits
 from skyclass.web.users import MAX_NAME, UserStore
+
+if TYPE_CHECKING:
+    from farm.queue import IngestFarm
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +65,45 @@ class AsRunLine:
     hash: str = ""
 
 
-class IngestQueue:
-    """Plug-in point: ingest jobs by state for /metrics (issue 16's task queue plugs in here).
+@runtime_checkable
+class FarmSource(Protocol):
+    """A runtime that knows whether the ingest farm is configured (the shell's Runtime)."""
 
-    Ingest runs in-process today (`skyclass ingest`), so there is no queue: zeros.
-    """
+    def configured_farm(self) -> IngestFarm | None: ...
+
+
+class IngestQueue:
+    """Ingest jobs for /metrics and the console: the farm's queue (issue 16) when it is
+    configured, else none (ingest runs in-process, `skyclass ingest`): zeros, no jobs."""
+
+    def __init__(self, farm: IngestFarm | None = None) -> None:
+        self.farm = farm
+
+    @classmethod
+    def for_runtime(cls, runtime: object) -> IngestQueue:
+        return cls(runtime.configured_farm() if isinstance(runtime, FarmSource) else None)
+
+    @property
+    def configured(self) -> bool:
+        return self.farm is not None
 
     def counts(self) -> Mapping[str, int]:
-        return {"queued": 0, "running": 0, "failed": 0}
+        if self.farm is None:
+            return {"queued": 0, "running": 0, "failed": 0}
+        try:
+            counts = self.farm.counts()
+        except Exception as exc:  # a scrape must not fail on the database
+            logger.warning("metrics: ingest queue unreadable: %s", exc)
+            return {}
+        return {
+            "queued": counts[JobState.QUEUED] + counts[JobState.RETRYING],
+            "running": counts[JobState.RUNNING],
+            "failed": counts[JobState.FAILED],
+        }
+
+    def jobs(self, limit: int = 50) -> list[IngestJob]:
+        """The newest jobs, newest first (none without a queue)."""
+        return [] if self.farm is None else self.farm.list(limit=limit)
 
 
 class WebServices:
@@ -103,7 +139,7 @@ class WebServices:
         self.compliance: ComplianceSource = compliance or ComplianceDirectory(
             runtime.var_dir / "compliance", runtime.zone
         )
-        self.ingest_queue = ingest_queue or IngestQueue()
+        self.ingest_queue = ingest_queue or IngestQueue.for_runtime(runtime)
         self._journals: dict[str, JournalTail] = {}
 
     @property
