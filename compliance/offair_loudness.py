@@ -37,7 +37,11 @@ if TYPE_CHECKING:  # the meter pulls in SciPy: only when something is measured
 logger = logging.getLogger(__name__)
 
 CACHE_SUFFIX = ".loudness.json"
-MIN_SECONDS = 1.0  # shorter than this is no reading (gating needs 400 ms blocks)
+#: Shorter than this is no reading: less than one short-term window (3 s, EBU Tech 3341)
+#: of an item says nothing about its programme loudness. A channel joined a second before
+#: an item ends airs such a sliver (seen: 1.1 s of filler read -28 LUFS, 4 LU under what
+#: the whole file measures).
+MIN_SECONDS = 3.0
 #: Audio this close to an item's edges is left out of the item: playout may shift an
 #: item's audio by half an MP2 frame, and the MP2 synthesis filter spreads a frame over
 #: ~10 ms of its neighbour, so a loud item would otherwise lend its peak to the next.

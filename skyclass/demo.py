@@ -24,6 +24,7 @@ channel registry and var/. A second run reuses the library and is on air in seco
 from __future__ import annotations
 
 import csv
+import os
 import shlex
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -343,26 +344,33 @@ def _package(directory: Path, item: _Item) -> Path:
     return directory
 
 
+INGEST_JOBS = 2  # files ingested at once: a stream-copy ingest is half reads and hashing
+
+
 def _ingest_and_approve(items: list[_Item], runtime: Runtime, op: _Operator, work: Path) -> None:
-    for item in items:
-        if _approval(runtime, item.ref) is not None:
-            continue
-        args = ["ingest", str(item.source), "--kind", item.kind, "--title", item.title]
-        args += ["--lesson-id", item.ref, "--channel-profile", item.profile]
-        if item.kind == "lesson":
-            args += [
-                "--grade",
-                item.grade,
-                "--subject",
-                item.subject,
-                "--textbook-edition",
-                "人教版",
-            ]
-            args += ["--unit", "第一单元", "--lesson-number", "1", "--teacher", "王老师"]
-            args += ["--package", str(_package(work / "packages" / item.ref, item))]
-        if item.ad_category:
-            args += ["--ad-category", item.ad_category]
-        op.run(*args)
+    """Ingest what the library lacks as one batch (a manifest, a bar per file), then approve."""
+    todo = [item for item in items if _approval(runtime, item.ref) is None]
+    if todo:
+        sources = todo[0].source.parent
+        manifest = work / "manifest.csv"
+        columns = ["file", "kind", "title", "lesson_id", "profile", "grade", "subject",
+                   "textbook_edition", "unit", "lesson_number", "teacher", "package",
+                   "ad_category"]  # fmt: skip
+        with manifest.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for item in todo:
+                row = {"file": item.source.name, "kind": item.kind, "title": item.title,
+                       "lesson_id": item.ref, "profile": item.profile,
+                       "ad_category": item.ad_category or ""}  # fmt: skip
+                if item.kind == "lesson":
+                    package = _package(work / "packages" / item.ref, item)
+                    row |= {"grade": item.grade, "subject": item.subject,
+                            "textbook_edition": "人教版", "unit": "第一单元",
+                            "lesson_number": "1", "teacher": "王老师",
+                            "package": os.path.relpath(package, sources)}  # fmt: skip
+                writer.writerow(row)
+        op.run("ingest", str(sources), "--manifest", str(manifest), "--jobs", str(INGEST_JOBS))
     for item in items:
         if not _approval(runtime, item.ref):
             op.run("assets", "review", item.ref, "--approve", "--reviewer", "演示审核员",

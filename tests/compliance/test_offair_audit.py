@@ -229,3 +229,28 @@ def test_gaps_are_clipped_to_the_air_window_and_edge_slivers_are_not_findings(
         if f.evidence["kind"] != "not_recorded"
     )
     assert kinds == [("reception", 4.0), ("start", 3.0)]
+
+
+def test_a_sliver_of_an_item_is_not_judged_for_loudness() -> None:
+    """A join a second before an item ends airs a sliver of it: no programme loudness.
+
+    The same quiet tone (-30 LUFS, 6 LU under target) over 1.5 s is not judged; over 4 s
+    it is. Independent judge: pyloudnorm measures the tone the meter is fed.
+    """
+    from compliance.offair import OffairConfig, loudness_findings
+    from compliance.offair_loudness import AiredSpan, LoudnessAudit
+
+    rate = 48_000
+    t0 = datetime(2026, 9, 1, 1, tzinfo=UTC)
+    sliver = AiredSpan(event_id="F1", event_type="filler", asset_id="a", start=t0,
+                       end=t0 + timedelta(seconds=1.5))  # fmt: skip
+    whole = AiredSpan(event_id="F2", event_type="filler", asset_id="a", start=sliver.end,
+                      end=sliver.end + timedelta(seconds=4))  # fmt: skip
+    tone = np.sin(2 * np.pi * 997 * np.arange(4 * rate) / rate)[:, None].repeat(2, axis=1)
+    tone *= 10 ** ((-30 - pyloudnorm.Meter(rate).integrated_loudness(tone)) / 20)
+    assert pyloudnorm.Meter(rate).integrated_loudness(tone) == pytest.approx(-30, abs=0.1)
+    audit = LoudnessAudit([sliver, whole])
+    audit._items.feed(sliver.key, tone[: int(1.5 * rate)], rate)  # what measure_file feeds
+    audit._items.feed(whole.key, tone, rate)
+    findings = loudness_findings(CHANNEL, audit.result(), OffairConfig())
+    assert [f.evidence["event_id"] for f in findings] == ["F2"]
