@@ -5,6 +5,10 @@ XMLTV for the channels a partner's X-API-Key may see: 401 without a valid key,
 403 for any other channel. Responses carry a strong ETag of the XML bytes
 (If-None-Match → 304) and are gzipped per response when the client accepts it.
 
+Guides may sit behind a CDN (RFC 9111 shared cache): `Vary: X-API-Key` keys
+every stored copy by partner, every refusal is `no-store`, and the freshness
+directives are explained in docs/guides/epg-partner.md §3.
+
 Rendered guides are cached by (channels, first day, days, schedule stamp): the
 stamp is the newest schedule version, so any load or rollback misses the cache.
 """
@@ -12,16 +16,18 @@ stamp is the newest schedule version, so any load or rollback misses the cache.
 # No `from __future__ import annotations`: FastAPI reads these annotations at
 # runtime, and the key dependency is a closure it could not resolve from a string.
 import gzip
+import inspect
 import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.routing import APIRoute
 
 from epg.cells import FIRST_DAY, LAST_DAY
 from epg.context import EpgServices
@@ -33,6 +39,17 @@ logger = logging.getLogger(__name__)
 
 XML_MEDIA_TYPE = "application/xml; charset=utf-8"
 MAX_DAYS = 14
+
+# A guide changes only when a schedule is loaded or rolled back; partners pull once a
+# minute. No `private` (it bars the CDN), no `public` (only needed to store responses to
+# requests with Authorization, RFC 9111 §5.2.2.9, which this API never reads), no
+# `s-maxage`/`must-revalidate` (they forbid the stale copies below, RFC 9111 §4.2.4).
+GUIDE_MAX_AGE = 60
+GUIDE_CACHE_CONTROL = f"max-age={GUIDE_MAX_AGE}, stale-while-revalidate=30, stale-if-error=86400"
+# Each partner sees its own channels: a shared cache keys stored copies by the key
+# (RFC 9111 §4.1), so one partner's guide never answers another key or none at all.
+GUIDE_VARY = "Accept-Encoding, X-API-Key"
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,18 +116,61 @@ def _first_day(value: date | None, default: date) -> date:
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: weak comparison against the selected representation's tag.
+
+    The gzip and identity bodies are different representations with different strong
+    tags (RFC 9110 §8.8.3.3), so `"x"` does not revalidate the gzip body nor `"x-gzip"`
+    the identity one: a cache holding only the other one would find no stored response
+    to freshen with the 304 (RFC 9111 §4.3.4).
+    """
     if not if_none_match:
         return False
-    bare = etag.strip('"')
     for candidate in if_none_match.split(","):
-        tag = candidate.strip().removeprefix("W/").strip('"').removesuffix("-gzip")
-        if tag == "*" or tag == bare:
+        tag = candidate.strip().removeprefix("W/")
+        if tag == "*" or tag == etag:
             return True
     return False
 
 
+def _handler_for(request: Request, exc: Exception) -> Callable[..., Any] | None:
+    """The app's own exception handler for exc (looked up along its MRO, as Starlette does)."""
+    handlers = request.app.exception_handlers
+    for kind in type(exc).__mro__:
+        if kind in handlers:
+            return handlers[kind]  # type: ignore[no-any-return]
+    return None
+
+
+class _NoStoreRefusals(APIRoute):
+    """Every refusal from a guide route says `no-store` (RFC 9111 §5.2.2.5).
+
+    401, 403 and 422 are not heuristically cacheable, but 404 is (RFC 9110 §15.1) and
+    CDNs can be told to keep errors: none may be kept. The app's own handler renders
+    the error, so its body and headers (WWW-Authenticate) stay as everywhere else.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        route_handler = super().get_route_handler()
+
+        async def refusing_uncacheably(request: Request) -> Response:
+            try:
+                return await route_handler(request)
+            except Exception as exc:
+                handler = _handler_for(request, exc)
+                if handler is None:
+                    raise
+                response = handler(request, exc)
+                if inspect.isawaitable(response):
+                    response = await response
+                assert isinstance(response, Response)
+                response.headers.update(NO_STORE)
+                return response
+
+        return refusing_uncacheably
+
+
 def make_router(services: EpgServices, *, cache_size: int = 64) -> APIRouter:
-    router = APIRouter(prefix="/epg", tags=["epg"])
+    router = APIRouter(prefix="/epg", tags=["epg"], route_class=_NoStoreRefusals)
     cache = GuideCache(cache_size)
 
     def partner(
@@ -169,12 +229,10 @@ def make_router(services: EpgServices, *, cache_size: int = 64) -> APIRouter:
         )
         use_gzip = _accepts_gzip(request.headers.get("accept-encoding"))
         etag = rendered.etag[:-1] + '-gzip"' if use_gzip else rendered.etag
-        headers = {
-            "ETag": etag,
-            "Vary": "Accept-Encoding, X-API-Key",
-            "Cache-Control": "private, max-age=60",
-        }
-        if _matches(request.headers.get("if-none-match"), rendered.etag):
+        # The 304 carries the same ETag, Vary and Cache-Control as the 200 it stands for
+        # (RFC 9110 §15.4.5), so a cache that revalidates gets a fresh max-age from it.
+        headers = {"ETag": etag, "Vary": GUIDE_VARY, "Cache-Control": GUIDE_CACHE_CONTROL}
+        if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         if use_gzip:
             headers["Content-Encoding"] = "gzip"

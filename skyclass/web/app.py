@@ -77,7 +77,10 @@ class ConsoleGate:
             if message["type"] == "http.response.start":
                 existing = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [(k, v) for k, v in SECURITY_HEADERS if k not in existing]
-                cached = path.startswith(("/static/", "/epg/", "/fonts/"))
+                # an error is never kept by a cache, even on paths whose successes are
+                cached = (
+                    path.startswith(("/static/", "/epg/", "/fonts/")) and message["status"] < 400
+                )
                 if not cached and b"cache-control" not in existing:
                     extra.append((b"cache-control", b"no-store"))
                 message["headers"] = [*message.get("headers", []), *extra]

@@ -137,3 +137,16 @@ def test_forbidden_changes_change_nothing(served: Served) -> None:
     assert world.epg.schedules.stamp() == stamp
     assert world.epg.assets.get("LP").review_state.value == "pending"
     assert world.epg.partners.list() == []
+
+
+def test_errors_under_cacheable_paths_are_not_cacheable(served: Served) -> None:
+    """/epg/, /static/ and /fonts/ answers may sit in a CDN; their errors may not
+    (a cached 404 or 405 would outlive the fix). No outside judge: the header is read."""
+    with httpx.Client(base_url=served.base, timeout=30) as anonymous:
+        for method, path in (("GET", "/epg/no/such/guide"), ("POST", "/epg/xmltv.xml"),
+                             ("GET", "/static/no-such-file.css")):  # fmt: skip
+            answer = anonymous.request(method, path)
+            assert answer.status_code >= 400, (method, path)
+            assert answer.headers["cache-control"] == "no-store", (method, path)
+        style = anonymous.get("/static/console.css")  # while a success there stays cacheable
+        assert style.status_code == 200 and style.headers.get("cache-control") != "no-store"
