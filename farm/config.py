@@ -27,6 +27,11 @@ class FarmConfig(BaseModel):
     poll_seconds: float = Field(default=5.0, gt=0)
     # How often a running job writes its stage and percent (a row update each).
     progress_interval_seconds: float = Field(default=1.0, ge=0)
+    # A run whose ffmpeg hangs keeps its worker's heartbeat alive, so the stalled-job
+    # recovery never sees it. Each run gets floor + multiple × the source's duration;
+    # past it the worker kills the run's ffmpeg and the attempt fails (and retries).
+    time_limit_floor_seconds: float = Field(default=600.0, gt=0)
+    time_limit_per_source_second: float = Field(default=8.0, ge=0)
 
     @model_validator(mode="after")
     def _heartbeat_fits(self) -> FarmConfig:

@@ -2,6 +2,8 @@
 
 SkyclassError
 └── FarmError                       root of the farm's errors (exit 1 unless below)
+    ├── JobTimeLimitError           a run outlived its time limit; its ffmpeg was
+    │                               killed (retried like any unexpected error)
     └── FarmInputError              (BadInputError: exit 2) the operator asked for
         │                           something the configuration cannot do
         ├── QueueUnavailableError   the queue is off, or the database is not PostgreSQL
@@ -15,6 +17,7 @@ from core.errors import BadInputError, SkyclassError
 __all__ = [
     "FarmError",
     "FarmInputError",
+    "JobTimeLimitError",
     "QueueUnavailableError",
     "UnknownJobError",
 ]
@@ -22,6 +25,10 @@ __all__ = [
 
 class FarmError(SkyclassError):
     """Root of the farm's errors."""
+
+
+class JobTimeLimitError(FarmError):
+    """A run was still going past its time limit (farm.deadline): its ffmpeg was killed."""
 
 
 class FarmInputError(FarmError, BadInputError):

@@ -3,7 +3,8 @@
 A worker runs on any machine that mounts the media store (and the sources) at the
 same path as the others. Each job builds a fresh ``Ingester``, whose start sweeps
 media/.staging of the files that dead jobs (a SIGKILLed worker) left there; the
-staging locks keep it away from jobs still running on other machines.
+staging locks keep it away from jobs still running on other machines. Each run
+has a time limit (farm.deadline): a hung ffmpeg is killed and the attempt fails.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock
 from core.errors import BadInputError
 from farm.config import FarmConfig
-from farm.errors import FarmInputError
+from farm.deadline import JobWatchdog, time_limit
+from farm.errors import FarmInputError, JobTimeLimitError
 from farm.jobs import IngestJob, JobStore
 from farm.queue import make_app
 from farm.recovery import StalledJobRecovery
@@ -54,7 +56,11 @@ class FarmWorker:
     policy: GradingPolicy
     ingest_config: IngestConfig
     clock: Clock
-    progress_interval: float
+    config: FarmConfig
+
+    @property
+    def progress_interval(self) -> float:
+        return self.config.progress_interval_seconds
 
     def run(self, job_id: int, *, attempt: int, max_attempts: int) -> None:
         from farm.payload import request_from_json
@@ -82,8 +88,16 @@ class FarmWorker:
         ingester = Ingester(
             library, policy=self.policy, config=self.ingest_config, clock=self.clock
         )
+        limit = time_limit(self.config, source_seconds(request.source))
+        watchdog = JobWatchdog(limit, label=job.label)
         try:
-            outcome = ingester.ingest(request, progress=self._progress(job_id))
+            try:
+                with watchdog:
+                    outcome = ingester.ingest(request, progress=self._progress(job_id))
+            except Exception as exc:
+                if watchdog.fired:  # whatever killing its ffmpeg made the pipeline raise
+                    raise JobTimeLimitError(watchdog.reason()) from exc
+                raise
         except BadInputError as exc:  # the file or its metadata: the same answer every time
             self.store.fail(job_id, error=str(exc)[:MAX_ERROR], at=self.clock.now())
             raise
@@ -123,6 +137,19 @@ class FarmWorker:
             return None
         digest = sha256_of(source)
         return next((asset_id for asset_id, sha in rows if sha == digest), None)
+
+
+def source_seconds(source: Path) -> float:
+    """The source's duration from its header (no packet walk), 0 if it cannot be read:
+    the pipeline's own probe then says what is wrong with the file."""
+    from ingest.probe import probe
+
+    try:
+        media = probe(source, walk_packets=False)
+    except Exception:
+        return 0.0
+    video = media.video.duration_seconds if media.video is not None else 0.0
+    return media.duration_seconds or video
 
 
 class ProgressWriter:
@@ -173,7 +200,7 @@ def run_worker(
         policy=policy,
         ingest_config=ingest_config,
         clock=clock,
-        progress_interval=config.progress_interval_seconds,
+        config=config,
     )
     recovery = StalledJobRecovery(engine, store, config, clock)
     stop = threading.Event()

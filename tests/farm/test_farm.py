@@ -18,195 +18,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from farm_world import MAX_ATTEMPTS, Farm, farm_database, lavfi_source, wait_for
 
-from ingest.runner import ffmpeg_path, ffprobe_path
-from skyclass.cli import main
-from skyclass.database import make_engine, upgrade
-
-PG_URL_ENV = "SKYCLASS_TEST_DATABASE_URL"
-MAX_ATTEMPTS = 2
-
-# Fast failure detection: a heartbeat every 0.5 s, dead after 2 s of silence.
-FARM_ENV = {
-    "SKYCLASS_FARM__ENABLED": "true",
-    "SKYCLASS_FARM__MAX_ATTEMPTS": str(MAX_ATTEMPTS),
-    "SKYCLASS_FARM__RETRY_DELAY_SECONDS": "0",
-    "SKYCLASS_FARM__HEARTBEAT_SECONDS": "0.5",
-    "SKYCLASS_FARM__STALLED_SECONDS": "2",
-    "SKYCLASS_FARM__RECOVERY_INTERVAL_SECONDS": "0.5",
-    "SKYCLASS_FARM__POLL_SECONDS": "0.5",
-    "SKYCLASS_FARM__PROGRESS_INTERVAL_SECONDS": "0.2",
-    # Four seconds of silence is a QC error here (the default only warns), so the
-    # permanent-failure case is real media rejected by the real QC.
-    "SKYCLASS_INGEST__QC__SILENCE_ERROR_SECONDS": "3",
-}
-
-
-def lavfi_source(path: Path, seconds: float, *, silent: tuple[float, float] | None = None) -> Path:
-    """A moving test picture with a tone, 720x576 progressive H.264 + AAC: not house
-    format (MPEG-2 576i), so ingest re-encodes the video. ``silent`` mutes a span."""
-    tone = "sine=frequency=440:sample_rate=48000,volume=0.3"
-    if silent is not None:
-        tone += f",volume=enable='between(t,{silent[0]},{silent[1]})':volume=0"
-    subprocess.run(
-        [ffmpeg_path(), "-v", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size=720x576:rate=25:duration={seconds}",
-         "-f", "lavfi", "-i", f"{tone},aformat=channel_layouts=stereo",
-         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-         "-c:a", "aac", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-@dataclass
-class Farm:
-    root: Path
-    url: str
-    env: dict[str, str]
-    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    @property
-    def media(self) -> Path:
-        return self.root / "media"
-
-    def start_worker(self, name: str) -> None:
-        log = (self.root / f"{name}.log").open("wb")
-        command = [sys.executable, "-c", "from skyclass.cli import run; run()", "worker"]
-        self.workers[name] = subprocess.Popen(
-            [*command, "--name", name], env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
-
-    def kill(self, name: str) -> None:
-        process = self.workers.pop(name)
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-
-    def stop(self) -> None:
-        for process in self.workers.values():
-            process.terminate()
-        for process in self.workers.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.workers.clear()
-
-    def cli(self, *args: str) -> tuple[int, str]:
-        """`skyclass ARGS` in this process, with the farm's environment."""
-        saved = dict(os.environ)
-        os.environ.update(self.env)
-        try:
-            code = main(list(args))
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        return code, ""
-
-    def sql(self, query: str, **params: Any) -> list[Any]:
-        engine = create_engine(self.url)
-        try:
-            with engine.connect() as connection:
-                return list(connection.execute(text(query), params))
-        finally:
-            engine.dispose()
-
-    def job(self, job_id: int) -> Any:
-        return self.sql("SELECT * FROM farm.ingest_job WHERE id = :id", id=job_id)[0]
-
-    def queue_job(self, job_id: int) -> Any:
-        """procrastinate's own row for our job."""
-        return self.sql(
-            "SELECT status, attempts FROM farm.procrastinate_jobs "
-            "WHERE id = (SELECT queue_job_id FROM farm.ingest_job WHERE id = :id)",
-            id=job_id,
-        )[0]
-
-    def enqueue(self, source: Path, *extra: str) -> int:
-        before = {row.id for row in self.sql("SELECT id FROM farm.ingest_job")}
-        code, _ = self.cli(
-            "ingest", "--queue", str(source), "--kind", "filler", "--channel-profile", "sd",
-            *extra,
-        )  # fmt: skip
-        assert code == 0
-        (new,) = {row.id for row in self.sql("SELECT id FROM farm.ingest_job")} - before
-        return int(new)
-
-    def stored_files(self) -> list[Path]:
-        found = self.media.rglob("*.mkv")
-        return sorted(p for p in found if ".staging" not in p.relative_to(self.media).parts)
-
-    def staging_files(self) -> list[Path]:
-        staging = self.media / ".staging"
-        return sorted(staging.iterdir()) if staging.is_dir() else []
+from ingest.runner import ffprobe_path
 
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    admin_url = os.environ.get(PG_URL_ENV)
-    if not admin_url:
-        pytest.skip(f"{PG_URL_ENV} is not set: the farm needs PostgreSQL (.ci/run sets it)")
-    name = f"skyclass_farm_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at {admin_url} is not usable: {exc}")
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    root = tmp_path_factory.mktemp("farm")
-    env = {
-        **os.environ,
-        **FARM_ENV,
-        "SKYCLASS_DATABASE_URL": url,
-        "SKYCLASS_MEDIA_ROOT": str(root / "media"),
-        "SKYCLASS_VAR_DIR": str(root / "var"),
-    }
-    env.pop("SKYCLASS_CONFIG", None)
-    running = Farm(root=root, url=url, env=env)
-    for number in (1, 2, 3):
-        running.start_worker(f"w{number}")
-    try:
-        # All three registered with procrastinate (each heartbeats into its table).
-        wait_for(
-            lambda: running.sql("SELECT count(*) FROM farm.procrastinate_workers")[0][0] >= 3,
-            60,
-            "three workers to register",
-        )
+    with farm_database(tmp_path_factory.mktemp("farm")) as running:
+        for number in (1, 2, 3):
+            running.start_worker(f"w{number}")
+        running.wait_alive(3)
         yield running
-    finally:
-        running.stop()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.mark.slow
@@ -238,7 +67,7 @@ def test_a_worker_killed_mid_transcode_hands_the_job_to_another_once(
     assert [a.asset_id for a in assets] == [done.asset_id]  # no duplicate asset
     assert len(farm.stored_files()) == 1  # no second or partial stored file
     assert farm.staging_files() == []  # the killed run's files were swept
-    assert farm.cli("assets", "verify", done.asset_id)[0] == 0
+    assert farm.cli("assets", "verify", done.asset_id) == 0
 
     probe = subprocess.run(
         [ffprobe_path(), "-v", "error", "-of", "json", "-count_frames", "-show_streams",
