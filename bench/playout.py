@@ -1,6 +1,7 @@
 """Playout benchmark: real-time CPU, capacity, re-encode baseline, pacing jitter, fast mode.
 
     .venv/bin/python bench/playout.py [--seconds S] [--max-channels N] [--fast-hours H]
+        [--only all|clock|capacity] [--capacity-seconds S] [--keep-going] [--tree DIR ...]
 
 Everything runs in a temporary directory and sends only to 127.0.0.1.
 
@@ -12,8 +13,16 @@ Everything runs in a temporary directory and sends only to 127.0.0.1.
    imports, slate), so the figure is the steady state.
 3. Pacing jitter from the loopback receiver: arrival time minus PCR time for every
    PCR, p99 − p1 (raw, and after removing a linear clock-rate fit).
-4. Capacity: N channels at once (1, 2, 4, …), each received and checked with
-   mpegts.monitor; the largest N with zero priority-1 errors and no datagram lost.
+4. Capacity: N channels at once (1, 8, 16, 24, 32, 40, … up to --max-channels),
+   started 4 at a time; once all are on air (+2 s), for --capacity-seconds: CPU of
+   the senders and, apart, of the receiving processes (the harness, 10 channels
+   each, kernel arrival stamps), per channel; each stream checked with
+   mpegts.monitor (priority-1 errors), datagrams the sender never sent (PCR byte
+   position against bytes received), late datagrams (> 5 ms after their due time),
+   jitter p99 − p1 and the RFC 4445 MDI delay factor. Stops at the first failing N
+   (--keep-going: all steps). --tree DIR (repeatable) runs `playout run` from
+   another source tree, e.g. a `git archive` of the baseline, side by side, with
+   the CPU ratio at each N. `--only capacity` runs just this.
 5. Baseline (the ffplayout design): one `ffmpeg -re` decoder per clip piping its
    frames into one persistent libx264 encoder muxing CBR TS to UDP, with ffplayout's
    pipe format (intra-only MPEG-2 at 50 Mb/s + SMPTE 302M audio in MPEG-TS, which
@@ -34,19 +43,26 @@ Everything runs in a temporary directory and sends only to 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import bisect
+import multiprocessing as mp
 import os
 import platform
 import resource
+import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 import numpy as np
@@ -56,7 +72,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from channels import SAMPLE_CHANNELS_FILE, load_registry
 from epg.compiler import service_of
 from epg.rundown import EventType, MediaRef, Rundown, RundownEvent, StartMode
-from mpegts import PACKET_SIZE, PCR_HZ, UDP_PAYLOAD, pcr
+from mpegts import (
+    PACKET_SIZE,
+    PCR_HZ,
+    PCR_MODULUS,
+    UDP_PAYLOAD,
+    packet_array,
+    pcr,
+    pcr_array,
+    pcr_flag_array,
+)
 from mpegts.monitor import TsMonitor
 from playout.asrun.ledger import AsRunLedger, journal_path
 from playout.engine import ORIGIN
@@ -521,15 +546,324 @@ def clock_discipline(clip: Path, tmp: Path, seconds: float) -> None:
     )
 
 
+# -- 4: capacity ----------------------------------------------------------------------
+
+#: A datagram is late when it arrives more than this after its due time. Due time: its
+#: byte position at the mux rate, anchored at the earliest PCR-carrying datagram (those
+#: leave exactly on their deadline); the pacer's own "late send" threshold
+#: (catch-up window / 10).
+LATE_TOLERANCE = 0.005
+CAPACITY_STEPS = (1, 8, 16, 24, 32, 40, 48, 56, 64)
+CHANNELS_PER_RECEIVER = 10  # one receiving process keeps up with this many easily
+START_GROUP = 4  # channels launched together
+SO_TIMESTAMPNS = 35  # Linux; Python does not export it
+SO_RXQ_OVFL = 40  # Linux: the socket's kernel drop count with every datagram
+SO_RCVBUFFORCE = 33  # root: past net.core.rmem_max
+_TIMESPEC = struct.Struct("@qq")
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    datagrams: int
+    p1_errors: int
+    odd_sizes: int  # datagrams other than 1316 B
+    lost: int  # datagrams the sender never sent (PCR byte position against bytes received)
+    harness_drops: int  # datagrams the receiving socket dropped (the harness, not playout)
+    late: int  # datagrams later than LATE_TOLERANCE
+    max_late_ms: float
+    jitter_ms: float  # arrival − PCR, p99 − p1, from the window's second second
+    df_ms: float  # RFC 4445 MDI delay factor, worst 1 s interval
+
+
+def analyse_channel(stamps: list[int], data: list[bytes], drops: int, rate: int) -> ChannelResult:
+    """One channel's datagrams with their kernel arrival times (ns)."""
+    monitor = TsMonitor()
+    for d in data:
+        monitor.feed(d)
+    report = monitor.report()
+    p1 = sum(r.count for r in report.errors if r.priority == 1)
+    odd = sum(1 for d in data if len(d) != UDP_PAYLOAD)
+    if len(data) < 2:
+        return ChannelResult(len(data), p1, odd, 0, drops, 0, 0.0, 0.0, 0.0)
+    arrival = (np.asarray(stamps, np.int64) - stamps[0]) / 1e9
+    sizes = np.fromiter((len(d) for d in data), np.int64, len(data))
+    start = np.concatenate(([0], np.cumsum(sizes)[:-1]))  # bytes received before each
+    packets = packet_array(b"".join(data))
+    flags = pcr_flag_array(packets)
+    pcr_at = np.flatnonzero(flags) * PACKET_SIZE  # byte position among the received
+    pcr_dgram = np.searchsorted(start, pcr_at, side="right") - 1
+    pcr_s = np.unwrap(pcr_array(packets[flags]).astype(np.float64), period=float(PCR_MODULUS))
+    pcr_s = (pcr_s - pcr_s[0]) / PCR_HZ
+    # CBR: a PCR's byte position is its value at the mux rate; fewer bytes received = lost.
+    short = (pcr_s[-1] * rate / 8 + pcr_at[0]) - pcr_at[-1]
+    lost = max(0, round(short / UDP_PAYLOAD))
+    # Due time of each datagram = its byte position at the mux rate + one constant.
+    dev = arrival - start * 8 / rate
+    due0 = float(np.min(dev[pcr_dgram]))
+    lateness = dev - due0
+    late = int(np.count_nonzero(lateness > LATE_TOLERANCE))
+    pcr_dev = arrival[pcr_dgram] - pcr_s
+    steady = pcr_s >= 1.0
+    jit = float(np.percentile(pcr_dev[steady], 99) - np.percentile(pcr_dev[steady], 1)) * 1000
+    # MDI DF: the spread of the virtual buffer (bytes in − bytes drained at the rate) per second.
+    vb = (start + sizes) * 8 / rate - arrival
+    second = arrival.astype(np.int64)
+    df = max(float(np.ptp(vb[second == s])) for s in np.unique(second).tolist())
+    return ChannelResult(
+        len(data), p1, odd, lost, drops, late, float(lateness.max()) * 1000, jit, df * 1000
+    )
+
+
+def receiver_process(
+    count: int, ports: Connection, stop: MpEvent, on_air: Any, first: int, rate: int, window: Any
+) -> None:
+    """Receives `count` channels (kernel arrival stamps), then analyses them; child process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    socks = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 << 20)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        socks.append(sock)
+    ports.send([s.getsockname()[1] for s in socks])
+    stamps: list[list[int]] = [[] for _ in socks]
+    data: list[list[bytes]] = [[] for _ in socks]
+    drops = [0] * count
+    selector = selectors.DefaultSelector()
+    for k, sock in enumerate(socks):
+        selector.register(sock, selectors.EVENT_READ, k)
+    space = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(4)
+    while not stop.is_set():
+        for key, _ in selector.select(0.1):
+            k = key.data
+            recvmsg = socks[k].recvmsg
+            if not stamps[k]:
+                on_air[first + k] = 1
+            while True:
+                try:
+                    d, ancillary, _, _ = recvmsg(2048, space)
+                except BlockingIOError:
+                    break
+                for level, kind, value in ancillary:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                        s, ns = _TIMESPEC.unpack(value)
+                        stamps[k].append(s * 1_000_000_000 + ns)
+                    elif level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL:
+                        drops[k] = int.from_bytes(value[:4], sys.byteorder)
+                data[k].append(d)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results = []
+    for k in range(count):
+        skip = bisect.bisect_left(stamps[k], window.value)
+        results.append(analyse_channel(stamps[k][skip:], data[k][skip:], drops[k], rate))
+    ports.send((usage.ru_utime + usage.ru_stime, results))
+
+
+def proc_cpu(pid: int) -> float:
+    """user + system CPU seconds of a live process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CapacityStep:
+    tree: str
+    channels: int
+    load: tuple[float, float]  # 1-min load average at start, at the end
+    sender_cpu: float  # % of one core, all senders, steady window
+    receiver_cpu: float  # % of one core, all receiving processes, same window
+    startup_s: float  # launch → every channel on air
+    results: list[ChannelResult]
+    reanchors: int  # "re-anchored" warnings in the senders' logs (start-up included)
+
+    @property
+    def ok(self) -> bool:
+        r = self.results
+        return bool(r) and all(
+            c.datagrams > 0 and c.p1_errors == 0 and c.lost == 0 and c.late == 0 for c in r
+        )
+
+
+def capacity_step(
+    rundown_file: Path, tmp: Path, tree: Path, n: int, seconds: float, rate: int
+) -> CapacityStep:
+    """n `playout run` processes of `tree`'s code on air together; CPU over `seconds` once
+    all are on air (after 2 s more), every datagram of that window checked."""
+    ctx = mp.get_context("fork")
+    stop = ctx.Event()
+    on_air = ctx.Array("b", n, lock=False)
+    window = ctx.Value("q", 0, lock=False)
+    receivers = []
+    ports: list[int] = []
+    for first in range(0, n, CHANNELS_PER_RECEIVER):
+        count = min(CHANNELS_PER_RECEIVER, n - first)
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(
+            target=receiver_process, args=(count, theirs, stop, on_air, first, rate, window)
+        )
+        proc.start()
+        ports += ours.recv()
+        receivers.append((proc, ours))
+    load0 = os.getloadavg()[0]
+    logs = [tmp / f"sender-{n}-{k}.log" for k in range(n)]
+    launched = time.monotonic()
+    senders: list[subprocess.Popen[bytes]] = []
+    try:
+        # A few at a time, each group on air before the next starts: the steady state is
+        # measured, not a start-up storm (a process's start is ~1.4 s of CPU).
+        for first in range(0, n, START_GROUP):
+            group = range(first, min(n, first + START_GROUP))
+            for k in group:
+                senders.append(
+                    subprocess.Popen(
+                        [
+                            PY,
+                            "-c",
+                            CLI,
+                            *("playout", "run", "--channel", CHANNEL),
+                            *("--rundown", str(rundown_file), "--duration", "3600"),
+                            *("--output", f"udp://127.0.0.1:{ports[k]}"),
+                        ],
+                        cwd=tree,  # `-c` puts the cwd first on sys.path: that tree's code
+                        env=env_for(tmp),
+                        stderr=logs[k].open("wb"),
+                    )
+                )
+            while not all(on_air[k] for k in group) and time.monotonic() - launched < 300:
+                time.sleep(0.1)
+        startup = time.monotonic() - launched
+        time.sleep(2.0)
+        window.value = time.time_ns()  # P1, loss, lateness and jitter from here
+        pids = [p.pid for p in senders] + [p.pid for p, _ in receivers if p.pid]
+        cpu0 = [proc_cpu(pid) for pid in pids]
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        cpu1 = [proc_cpu(pid) for pid in pids]
+        wall = time.monotonic() - t0
+        stop.set()
+    finally:
+        for sender in senders:
+            sender.terminate()
+        for sender in senders:
+            try:
+                sender.wait(20)
+            except subprocess.TimeoutExpired:
+                sender.kill()
+                sender.wait()
+    used = [(b - a) / wall * 100 for a, b in zip(cpu0, cpu1, strict=True)]
+    results: list[ChannelResult] = []
+    for proc, conn in receivers:
+        _, part = conn.recv()
+        results += part
+        proc.join(30)
+    reanchors = sum(log.read_text(errors="replace").count("re-anchored") for log in logs)
+    return CapacityStep(
+        tree=tree.name,
+        channels=n,
+        load=(load0, os.getloadavg()[0]),
+        sender_cpu=sum(used[:n]),
+        receiver_cpu=sum(used[n:]),
+        startup_s=startup,
+        results=results,
+        reanchors=reanchors,
+    )
+
+
+def print_step(step: CapacityStep) -> None:
+    r = step.results
+    n = step.channels
+    print(
+        f"capacity {step.tree} N={n}: load {step.load[0]:.1f}→{step.load[1]:.1f}, "
+        f"on air in {step.startup_s:.1f} s; senders {step.sender_cpu:.0f} % of a core "
+        f"({step.sender_cpu / n:.2f} %/channel), receivers {step.receiver_cpu:.0f} %; "
+        f"P1 errors {sum(c.p1_errors for c in r)}, lost {sum(c.lost for c in r)} "
+        f"(harness drops {sum(c.harness_drops for c in r)}), "
+        f"late >{LATE_TOLERANCE * 1000:.0f} ms {sum(c.late for c in r)} "
+        f"(worst {max(c.max_late_ms for c in r):.1f} ms; "
+        f"re-anchors incl. start-up {step.reanchors}), "
+        f"jitter p99−p1 median {np.median([c.jitter_ms for c in r]):.2f} / worst "
+        f"{max(c.jitter_ms for c in r):.2f} ms, MDI DF worst {max(c.df_ms for c in r):.1f} ms, "
+        f"{sum(c.datagrams for c in r)} datagrams ({sum(c.odd_sizes for c in r)} not 1316 B): "
+        f"{'ok' if step.ok else 'FAILED'}",
+        flush=True,
+    )
+
+
+def capacity(
+    rundown_file: Path,
+    tmp: Path,
+    trees: list[Path],
+    steps: list[int],
+    seconds: float,
+    *,
+    keep_going: bool = False,
+) -> None:
+    """Section 4: each N in turn for every tree (side by side), until a tree fails
+    (``keep_going``: all steps anyway, for CPU figures on a machine too loaded to pass)."""
+    print(f"capacity: steps {steps}, {seconds:.0f} s each once all are on air, trees {trees}")
+    rate = load_registry(SAMPLE_CHANNELS_FILE).get(CHANNEL).mux_rate
+    alive = list(trees)
+    done: dict[tuple[str, int], CapacityStep] = {}
+    for n in steps:
+        for tree in alive:
+            step = capacity_step(rundown_file, tmp, tree, n, seconds, rate)
+            print_step(step)
+            done[(tree.name, n)] = step
+        alive = [t for t in alive if keep_going or done[(t.name, n)].ok]
+        if not alive:
+            break
+    for tree in trees:
+        passed = 0
+        for n in steps:  # the largest N with every N up to it passing
+            result = done.get((tree.name, n))
+            if result is None or not result.ok:
+                break
+            passed = n
+        print(f"capacity {tree.name}: {passed} HD channel(s) pass")
+    first = trees[0].name
+    for tree in trees[1:]:  # CPU per channel against the first tree, at the same N
+        for n in steps:
+            if (first, n) in done and (tree.name, n) in done:
+                ratio = done[(tree.name, n)].sender_cpu / max(done[(first, n)].sender_cpu, 0.01)
+                print(f"capacity N={n}: sender CPU {tree.name}/{first} = {ratio:.2f}")
+
+
+def capacity_of(args: argparse.Namespace, rundown_file: Path, tmp: Path) -> None:
+    trees = [Path(t).resolve() for t in args.tree] or [Path(__file__).resolve().parents[1]]
+    steps = [n for n in CAPACITY_STEPS if n <= args.max_channels] or [args.max_channels]
+    capacity(rundown_file, tmp, trees, steps, args.capacity_seconds, keep_going=args.keep_going)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="real-time run length")
-    parser.add_argument("--max-channels", type=int, default=8)
+    parser.add_argument(
+        "--max-channels", type=int, default=40, help=f"capacity steps {CAPACITY_STEPS} up to this"
+    )
+    parser.add_argument(
+        "--capacity-seconds", type=float, default=15.0, help="per capacity step, all on air"
+    )
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        help="capacity: run `playout run` from this source tree (repeat: side by side, "
+        "e.g. a `git archive` of the baseline commit, then this checkout); default: this one",
+    )
     parser.add_argument("--fast-hours", type=float, default=24.0, help="0 skips fast mode")
     parser.add_argument(
         "--clock-seconds", type=float, default=31.0, help="per clock case (0 skips them)"
     )
-    parser.add_argument("--only", choices=["all", "clock"], default="all")
+    parser.add_argument(
+        "--keep-going", action="store_true", help="capacity: every step even after a failure"
+    )
+    parser.add_argument("--only", choices=["all", "clock", "capacity"], default="all")
     args = parser.parse_args()
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="skyclass-bench-playout-") as tmpdir:
@@ -541,14 +875,18 @@ def main() -> None:
         hd_rundown(clip).save(rundown_file)
 
         # 7: clock discipline
-        if args.clock_seconds > 0:
+        if args.clock_seconds > 0 and args.only != "capacity":
             clock_discipline(clip, tmp, args.clock_seconds)
         if args.only == "clock":
             return
 
+        if args.only == "capacity":  # 4 alone
+            capacity_of(args, rundown_file, tmp)
+            return
+
         # 2 + 3: one channel, CPU and jitter
         short_cpu, _, _ = run_channels(rundown_file, tmp, 1, 2.0)
-        cpu, (rx,), wall = run_channels(rundown_file, tmp, 1, args.seconds)
+        cpu, (rx,), _ = run_channels(rundown_file, tmp, 1, args.seconds)
         per_core = (cpu[0] - short_cpu[0]) / (args.seconds - 2.0) * 100
         ok, p1, odd = check_stream(rx)
         raw, detr, n_pcr = jitter(rx)
@@ -572,23 +910,7 @@ def main() -> None:
         )
 
         # 4: capacity
-        n, best = 1, 0
-        while n <= args.max_channels:
-            cpus, receivers, wall = run_channels(rundown_file, tmp, n, args.seconds)
-            expected = args.seconds * 10_000_000 / 8 / 1316
-            results = [check_stream(r) for r in receivers]
-            lost = [max(0, round(expected) - len(r.data)) for r in receivers]
-            good = all(r[0] for r in results) and max(lost) < expected * 0.01
-            print(
-                f"capacity {n} channel(s): CPU {sum(cpus) / wall * 100:.0f} % of a core, "
-                f"P1 errors {[r[1] for r in results]}, short by {lost} datagrams: "
-                f"{'ok' if good else 'FAILED'}"
-            )
-            if not good:
-                break
-            best = n
-            n *= 2
-        print(f"capacity: {best} HD channel(s) with zero priority-1 errors")
+        capacity_of(args, rundown_file, tmp)
 
         # 6: fast mode
         if args.fast_hours > 0:

@@ -563,8 +563,10 @@ def register(app: typer.Typer) -> None:
         )
         options = StationOptions(channels=tuple(c.id for c in DEMO_CHANNELS), port=port)
         started = _Started(runtime, console, port=port, key=key)
-        run_station(runtime, options, minutes=minutes, on_started=started)
-        stopped = runtime.clock.now()
+        station = run_station(runtime, options, minutes=minutes, on_started=started)
+        # The audit ends where the stop was asked for: an item still on air then was cut
+        # by the stop itself, not by playout (the auditors leave items past --until alone).
+        stopped = station.stop_requested_at or runtime.clock.now()
 
         console.print(Rule("5 · 稽核 audit of what aired"))
         op.run("compliance", "verify")

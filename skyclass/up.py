@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from datetime import time as dtime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -72,6 +73,9 @@ class Station:
         self.recorders: list[Recorder] = []
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
+        #: When the stop was asked for (signal or ``--minutes``): what aired after it is
+        #: the shutdown, so an audit of the run ends here (skyclass.demo).
+        self.stop_requested_at: datetime | None = None
 
     @property
     def channel_ids(self) -> list[str]:
@@ -304,9 +308,14 @@ def run_station(
     station = Station(runtime, options)
     stop = threading.Event()
 
+    def request_stop() -> None:
+        if station.stop_requested_at is None:
+            station.stop_requested_at = runtime.clock.now()
+        stop.set()
+
     def _stop(signum: int, frame: object) -> None:
         logger.info("signal %d: stopping the station", signum)
-        stop.set()
+        request_stop()
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     # Like nohup; children inherit SIG_IGN, so a reload SIGHUP never kills a child
@@ -314,7 +323,7 @@ def run_station(
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     timer = None
     if minutes is not None:
-        timer = threading.Timer(minutes * 60, stop.set)
+        timer = threading.Timer(minutes * 60, request_stop)
         timer.daemon = True
     try:
         station.start()
@@ -334,6 +343,8 @@ def run_station(
     finally:
         if timer is not None:
             timer.cancel()
+        if station.stop_requested_at is None:
+            station.stop_requested_at = runtime.clock.now()
         station.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

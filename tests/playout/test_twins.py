@@ -248,7 +248,9 @@ def test_twins_survive_the_loss_of_either_host(
     seqs = [int.from_bytes(d[2:4], "big") for _, d in merged.got]
     steps = {(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)}
     assert steps == {1}, sorted(steps)[:10]
-    assert len(seqs) > 475 * 12  # ~12 s of a 5 Mb/s channel at least
+    # The four 2-s holds above at least, at 5 Mb/s (the rest depends on how fast the
+    # twin rejoined: a few seconds on a quiet machine, more on a loaded one).
+    assert len(seqs) > 475 * 8
 
     # The merger's own account: no merged loss, a changeover, both legs seen again.
     assert code == 0, (rx / "receive.out").read_text()
