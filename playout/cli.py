@@ -50,11 +50,9 @@ logger = logging.getLogger(__name__)
 START_MARGIN = 0.15
 START_ATTEMPTS = 3
 WARM_UP_AHEAD = 1.0  # seconds after launch the warm-up starts at (near the real join)
-# How early a datagram without a PCR may leave with the ones before it (PCR-carrying
-# datagrams still go exactly on time): one wake-up and one UDP send per burst, and
-# wake-ups are the largest CPU cost of a channel (docs/benchmarks.md "Capacity to 40
-# channels"). 7.5 ms is 8 datagrams at 10 Mb/s, 3 at 4 Mb/s.
-PACING_BURST_SECONDS = 0.0075
+# Datagrams per pacer wake-up (PCR-carrying ones still go exactly on time): a third of
+# the wake-ups, the largest CPU cost of a channel (docs/benchmarks.md "## Playout").
+PACING_BURST = 3
 # The pacing thread's nice value where allowed (CAP_SYS_NICE): sends on time on a busy host.
 PACING_NICE = -10
 # A twin joins with the first chunk due at least this long after it was muxed: the
@@ -81,11 +79,6 @@ class PlayoutRuntime(Protocol):
 
 
 playout_app = typer.Typer(help="Playout (播出): run a channel, check a TS, read the as-run.")
-
-
-def pacing_burst(mux_rate: int) -> int:
-    """Datagrams per pacer wake-up at ``mux_rate``: as many as fit in PACING_BURST_SECONDS."""
-    return 1 + int(PACING_BURST_SECONDS * mux_rate / (8 * UDP_PAYLOAD))
 
 
 def _parse_start(
@@ -296,9 +289,7 @@ def _run_paced(
         return at + timedelta(seconds=clock.monotonic() - launch)
 
     fanout = FanOut(sinks)
-    pacer = Pacer(
-        fanout, mux_rate=mux_rate, clock=clock, burst=pacing_burst(mux_rate), nice=PACING_NICE
-    )
+    pacer = Pacer(fanout, mux_rate=mux_rate, clock=clock, burst=PACING_BURST, nice=PACING_NICE)
     try:
         warm = engine.warm_up(rundown_now() + timedelta(seconds=WARM_UP_AHEAD))
         ready_in = warm.seconds + START_MARGIN
@@ -380,9 +371,7 @@ def _run_twin(
         if isinstance(sink, UdpOutput):  # RTP sequence and timestamp count from the epoch
             sink.write(origin)
     fanout = FanOut(sinks)
-    pacer = Pacer(
-        fanout, mux_rate=mux_rate, clock=clock, burst=pacing_burst(mux_rate), nice=PACING_NICE
-    )
+    pacer = Pacer(fanout, mux_rate=mux_rate, clock=clock, burst=PACING_BURST, nice=PACING_NICE)
     began = clock.monotonic()
     stream = engine.chunks(epoch, duration_frames=total, join_note=join_note)
     try:

@@ -27,10 +27,7 @@ machine swapping):
 Sends are datagram-granular: a chunk is cut at 1316-byte boundaries of the
 engine's byte offset (so UDP datagrams line up with pacing steps) and never
 across an engine chunk, so an IDR chunk still starts a piece (HLS needs that).
-The pacer writes to one sink, normally a ``FanOut``, which never blocks. A sink
-that takes runs (``paced_batch`` > 1: UDP) gets the datagrams the burst rule lets
-go at one wake-up as one slice, so a wake-up costs one call and one system call
-(per-datagram Python work and syscalls were most of a channel's CPU).
+The pacer writes to one sink, normally a ``FanOut``, which never blocks.
 
 ``arrival_report`` is the receiver's side: from datagram arrival times and the
 PCRs they carry, the clock offset per window and the jitter (tests, bench).
@@ -148,8 +145,6 @@ class Pacer:
         self._paced: Callable[[TsChunk], Callable[[memoryview, int], None]] | None = getattr(
             sink, "paced", None
         )
-        # Whole datagrams the fast path takes in one call (a run of them, 1316 B each).
-        self._batch = max(1, int(getattr(sink, "paced_batch", 1)))
         # time.monotonic itself when the clock is the system's: no wrapper call per datagram.
         self._monotonic: Callable[[], float] = (
             time.monotonic if isinstance(self.clock, SystemClock) else self.clock.monotonic
@@ -247,11 +242,8 @@ class Pacer:
         """Pace one engine chunk, datagram by datagram.
 
         The loop runs ~1000 times a second per channel, so it keeps to locals: one
-        clock read, at most one sleep and one call to the sink per wake-up, pieces
+        clock read, at most one sleep and one call to the sink per datagram, pieces
         are memoryview slices (no copies), and stats are counted once per chunk.
-        With a sink that takes runs (``paced_batch`` > 1), the datagrams that may
-        go at a wake-up (the burst rule) go to it as one slice: one call, and for
-        UDP one system call (playout.outputs.udp).
         """
         if self._t0 is None:
             self._t0 = self._monotonic()
@@ -272,8 +264,6 @@ class Pacer:
         monotonic = self._monotonic
         sleep = self._sleep
         early = self._early
-        batch = self._batch if paced is not None else 1
-        late_after = self.catchup_window / 10
         pcrs = _pcr_positions(chunk.data) if early > send_ahead else []
         pcrs.append(end)  # sentinel
         next_pcr = pcrs[0]
@@ -295,34 +285,13 @@ class Pacer:
                 while next_pcr < piece_end:
                     k += 1
                     next_pcr = pcrs[k]
-            now = monotonic()
-            ahead = t0 + (absolute - base) * 8 / rate + slip - now
+            ahead = t0 + (absolute - base) * 8 / rate + slip - monotonic()
             if ahead > limit:
                 sleep(ahead)
-                if batch > 1:
-                    now = monotonic()
             elif ahead < 0.0:
                 slip = self._late(-ahead)
-            count = 1
-            if batch > 1 and piece_end - position == UDP_PAYLOAD:
-                # The whole datagrams after it that the burst rule lets go now, too.
-                while count < batch and piece_end + UDP_PAYLOAD <= end:
-                    following = piece_end + UDP_PAYLOAD
-                    wait = t0 + (offset + piece_end - base) * 8 / rate + slip - now
-                    if next_pcr < following:
-                        if wait > send_ahead:
-                            break
-                        while next_pcr < following:
-                            k += 1
-                            next_pcr = pcrs[k]
-                    elif wait > early:
-                        break
-                    if wait < -late_after:  # a backlog: counted as one-by-one sends were
-                        slip = self._late(-wait)
-                    piece_end = following
-                    count += 1
             transmit(data[position:piece_end], absolute)
-            pieces += count
+            pieces += 1
             position = piece_end
         self._datagrams += pieces
         self._bytes += end

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from playout.outputs.base import OutputSink, RateLimitedLog
-from playout.outputs.udp import GSO_DATAGRAMS
 from playout.stream import DatagramSend, TsChunk
 
 logger = logging.getLogger(__name__)
@@ -147,10 +146,6 @@ class FanOut(OutputSink):
         self._log = RateLimitedLog(logger)
         self._bulk = tuple(o for o in self.outputs if isinstance(o, QueuedOutput))
         self._inline = tuple(o for o in self.outputs if not isinstance(o, QueuedOutput))
-        # A run of datagrams in one call only if every inline output takes runs.
-        self.paced_batch: int = min(
-            (int(getattr(o, "paced_batch", 1)) for o in self._inline), default=GSO_DATAGRAMS
-        )
 
     def write(self, chunk: TsChunk) -> None:
         for output in self.outputs:
@@ -163,8 +158,6 @@ class FanOut(OutputSink):
         """Queued outputs get the whole chunk now; inline ones each datagram on time.
 
         With one UDP output (the usual case) the pacer calls its send directly.
-        A piece is a run of up to ``paced_batch`` whole datagrams, or a chunk's
-        shorter head or tail.
         """
         for output in self._bulk:
             output.write(chunk)  # never raises: it only batches and put_nowait()s

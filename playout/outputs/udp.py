@@ -4,12 +4,7 @@ The socket is non-blocking, so the pacer can call ``write`` inline and still nev
 wait on the network: a full socket buffer drops the datagram (counted and logged)
 instead of stalling the channel. It is connected to the destination, and the
 pacer's fast path (``paced``/``send_datagram``) hands over memoryview slices of
-the engine's chunk: one ``send`` per datagram, no copy, no allocation; a run of
-whole datagrams the pacer lets go at one wake-up (``paced_batch``) leaves in one
-``send`` too, cut into 1316-byte datagrams by the kernel (Linux UDP segmentation
-offload, ``UDP_SEGMENT``: the same datagrams on the wire, one system call, one
-pass through the stack; where the kernel or the route refuses it, one ``send``
-per datagram as before). Any other
+the engine's chunk: one ``send`` per datagram, no copy, no allocation. Any other
 send error closes the socket and reopens it after a backoff (1 s doubling to 30 s);
 datagrams due meanwhile are dropped, because a late datagram is worth nothing to a
 headend.
@@ -52,14 +47,6 @@ SNDBUF = 1 << 20  # ~0.8 s at 10 Mb/s: absorbs a scheduler hiccup without drops
 RETRY_FIRST = 1.0
 RETRY_MAX = 30.0
 _TRANSIENT = {errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED}
-#: Linux's UDP_SEGMENT socket option (Python does not export it, kernel >= 4.18).
-UDP_SEGMENT = 103
-#: Datagrams per segmented send: a UDP payload is at most 65 507 bytes (49 × 1316),
-#: and 32 is 34 ms at 10 Mb/s, more than the pacer's burst rule lets go at once.
-GSO_DATAGRAMS = 32
-#: A segmented send failing with these says the path cannot segment (no checksum
-#: offload, an MTU below the datagram, an old kernel): send one by one from then on.
-_NO_GSO = {errno.EIO, errno.EINVAL, errno.EMSGSIZE, errno.ENOPROTOOPT, errno.EOPNOTSUPP}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,8 +61,6 @@ class UdpOutput(OutputSink):
     """Send the stream to one UDP address; multicast honours TTL and the source interface."""
 
     nonblocking: ClassVar[bool] = True
-    #: The pacer may hand ``send_datagram`` this many whole datagrams at once.
-    paced_batch: ClassVar[int] = GSO_DATAGRAMS
 
     def __init__(
         self,
@@ -113,7 +98,6 @@ class UdpOutput(OutputSink):
         self._retry_delay = RETRY_FIRST
         self._sock: socket.socket | None = None
         self._fast: socket.socket | None = None  # the socket while plain sends are possible
-        self._gso = False  # _fast segments a run of datagrams itself (UDP_SEGMENT)
         self._closed = False
         self._set_socket(self._open())
 
@@ -171,13 +155,6 @@ class UdpOutput(OutputSink):
             except OSError:
                 connected = False
         self._fast = sock if connected and not self.rtp else None
-        self._gso = False
-        if self._fast is not None:
-            try:
-                self._fast.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, UDP_PAYLOAD)
-                self._gso = True
-            except OSError:  # not Linux, or a kernel before 4.18: one send per datagram
-                pass
 
     def _reopen_if_due(self) -> None:
         now = self._monotonic()
@@ -226,13 +203,13 @@ class UdpOutput(OutputSink):
             return
         self._datagrams += 1
 
-    def _failed(self, exc: OSError, datagrams: int = 1) -> None:
+    def _failed(self, exc: OSError) -> None:
         if exc.errno in _TRANSIENT:
-            self._dropped += datagrams
+            self._dropped += 1
             self._log(logging.WARNING, "drop", "%s: datagram dropped: %s", self.name, exc)
             return
         self._errors += 1
-        self._dropped += datagrams
+        self._dropped += 1
         self._log(
             logging.ERROR, "error", "%s: send failed, reopening the socket: %s", self.name, exc
         )
@@ -248,38 +225,17 @@ class UdpOutput(OutputSink):
         return self.send_datagram
 
     def send_datagram(self, piece: memoryview, byte_offset: int) -> None:
-        """One piece at its deadline: whole datagrams go straight out, no copy.
-
-        A run of whole datagrams is one segmented ``send`` (the kernel cuts it at
-        1316 bytes); a short piece, or any piece while a remainder waits, takes
-        the buffered path.
-        """
+        """One piece at its deadline: a whole datagram goes straight out, no copy."""
         sock = self._fast
-        size = len(piece)
-        if sock is None or self._buf or size % UDP_PAYLOAD or not size:
+        if sock is None or self._buf or len(piece) != UDP_PAYLOAD:
             self._write_piece(piece, byte_offset)
-            return
-        if size > UDP_PAYLOAD and not self._gso:
-            for start in range(0, size, UDP_PAYLOAD):
-                self.send_datagram(piece[start : start + UDP_PAYLOAD], byte_offset + start)
             return
         try:
             sock.send(piece)
         except OSError as exc:
-            if size > UDP_PAYLOAD and exc.errno in _NO_GSO:
-                self._gso = False
-                self._log(
-                    logging.WARNING,
-                    "gso",
-                    "%s: segmentation offload refused (%s): one send per datagram",
-                    self.name,
-                    exc,
-                )
-                self.send_datagram(piece, byte_offset)
-                return
-            self._failed(exc, size // UDP_PAYLOAD)
+            self._failed(exc)
             return
-        self._datagrams += size // UDP_PAYLOAD
+        self._datagrams += 1
 
     def _start(self, chunk: TsChunk) -> None:
         self._anchor = (chunk.byte_offset, chunk.frame)
