@@ -72,11 +72,14 @@ class DemoChannel:
         return self.grade or "g05"
 
 
+# The demo sends on 239.10.200.N, never on the lineup's own groups (239.10.0.N in
+# channels.toml): a demo on a machine that also runs or tests the real station must not
+# mix its datagrams into the station's groups, nor take theirs into its recordings.
 DEMO_CHANNELS = (
     DemoChannel(
         id="g03.skyclass.cn",
         short="g03",
-        multicast="239.10.0.3",
+        multicast="239.10.200.3",
         profile="hd",
         grade="g03",
         subject="数学",
@@ -85,7 +88,7 @@ DEMO_CHANNELS = (
     DemoChannel(
         id="g08.skyclass.cn",
         short="g08",
-        multicast="239.10.0.8",
+        multicast="239.10.200.8",
         profile="hd",
         grade="g08",
         subject="物理",
@@ -94,7 +97,7 @@ DEMO_CHANNELS = (
     DemoChannel(
         id="g11.skyclass.cn",
         short="g11",
-        multicast="239.10.0.11",
+        multicast="239.10.200.11",
         profile="hd",
         grade="g11",
         subject="化学",
@@ -103,7 +106,7 @@ DEMO_CHANNELS = (
     DemoChannel(
         id="zt.skyclass.cn",
         short="zt",
-        multicast="239.10.0.20",
+        multicast="239.10.200.20",
         profile="sd",
         grade=None,
         subject="心理健康教育",
