@@ -11,7 +11,7 @@ exist on SQLite, and the station's schema stays what its models say.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -253,11 +253,7 @@ class JobStore:
             row.finished_at = at
             row.updated_at = at
 
-        if session is not None:
-            write(session)
-            return
-        with self._sessions() as own, own.begin():
-            write(own)
+        self._in(session, write)
 
     def retrying(
         self, job_id: int, *, error: str, at: datetime, session: Session | None = None
@@ -270,6 +266,10 @@ class JobStore:
             row.error = error
             row.updated_at = at
 
+        self._in(session, write)
+
+    def _in(self, session: Session | None, write: Callable[[Session], None]) -> None:
+        """``write`` inside the caller's transaction, or in one of its own."""
         if session is not None:
             write(session)
             return
