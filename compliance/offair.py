@@ -42,6 +42,7 @@ from core.timecode import FPS
 from epg.rundown import EventType
 from mpegts import SCTE35_STREAM_TYPE
 from mpegts.monitor import TsMonitorConfig, check_file
+from playout.asrun.journal import ended_by_stop
 from playout.asrun.ledger import AsRunLedger, JournalEntry, journal_path
 
 logger = logging.getLogger(__name__)
@@ -168,40 +169,52 @@ def gap_findings(
     start: datetime,
     end: datetime,
     config: OffairConfig,
-    on_air: tuple[datetime, datetime] | None = None,
+    on_air: Sequence[tuple[datetime, datetime]] | None = None,
 ) -> tuple[list[Gap], list[Finding]]:
     """``offair_gap`` for every journaled gap and every unrecorded stretch in the period.
 
-    With ``on_air`` (from the channel's first as-run start to its last end), only what
-    falls inside counts: a recorder waiting for a channel that has not started yet, or
-    that has been stopped, is not a gap in the air.
+    With ``on_air`` (the channel's air windows, ``air_windows``), only what falls inside
+    one counts: a recorder waiting for a channel that has not started yet, or that an
+    operator stopped, is not a gap in the air.
     """
     gaps = store.gaps(start, end)
-    lo_air, hi_air = on_air if on_air is not None else (start, end)
+    windows = list(on_air) if on_air is not None else [(start, end)]
     findings = []
-    for g in gaps:
-        lo, hi = max(g.start, lo_air), min(g.end, hi_air)
-        clipped = (lo, hi) != (g.start, g.end)
-        # What is left of a gap at the air window's edge after clipping is held to the
-        # same threshold as an unrecorded stretch: the last datagram of a stopped
-        # channel arrives a few ms before its as-run end (one datagram carries ~7 ms).
-        if hi > lo and (not clipped or (hi - lo).total_seconds() >= config.min_unrecorded_s):
-            findings.append(_gap_finding(channel_id, lo, hi, g.kind, g.source, config))
-    for lo, hi in _unrecorded(store, gaps, max(start, lo_air), min(end, hi_air)):
-        if (hi - lo).total_seconds() >= config.min_unrecorded_s:
-            findings.append(_gap_finding(channel_id, lo, hi, "not_recorded", "", config))
+    for lo_air, hi_air in windows:
+        for g in gaps:
+            lo, hi = max(g.start, lo_air), min(g.end, hi_air)
+            clipped = (lo, hi) != (g.start, g.end)
+            # What is left of a gap at an air window's edge after clipping is held to
+            # the same threshold as an unrecorded stretch: the last datagram of a stopped
+            # channel arrives a few ms before its as-run end (one datagram carries ~7 ms).
+            if hi > lo and (not clipped or (hi - lo).total_seconds() >= config.min_unrecorded_s):
+                findings.append(_gap_finding(channel_id, lo, hi, g.kind, g.source, config))
+        for lo, hi in _unrecorded(store, gaps, max(start, lo_air), min(end, hi_air)):
+            if (hi - lo).total_seconds() >= config.min_unrecorded_s:
+                findings.append(_gap_finding(channel_id, lo, hi, "not_recorded", "", config))
     return gaps, findings
 
 
-def air_window(entries: Sequence[JournalEntry]) -> tuple[datetime, datetime] | None:
-    """From the first as-run start to the last as-run end: when the channel claims air."""
-    if not entries:
-        return None
-    starts = [e.record.actual_start for e in entries]
-    ends = [
-        e.record.actual_start + timedelta(seconds=e.record.duration_frames / FPS) for e in entries
-    ]
-    return min(starts).astimezone(UTC), max(ends).astimezone(UTC)
+def air_windows(entries: Sequence[JournalEntry]) -> list[tuple[datetime, datetime]]:
+    """When the channel claims air: from an as-run start to the end of the item an
+    operator's stop cut short (``playout.asrun.journal.ended_by_stop``), then from the
+    next start on, and so on. A crash does not end a window: the time until the
+    restart is air the channel owed, so a gap in it is reported."""
+    windows: list[tuple[datetime, datetime]] = []
+    lo: datetime | None = None
+    hi: datetime | None = None
+    for entry in sorted(entries, key=lambda e: e.record.actual_start):
+        r = entry.record
+        begin = r.actual_start.astimezone(UTC)
+        finish = begin + timedelta(seconds=r.duration_frames / FPS)
+        lo = begin if lo is None else min(lo, begin)
+        hi = finish if hi is None else max(hi, finish)
+        if ended_by_stop(r):
+            windows.append((lo, hi))
+            lo = hi = None
+    if lo is not None and hi is not None:
+        windows.append((lo, hi))
+    return windows
 
 
 def _gap_finding(
@@ -332,34 +345,64 @@ def _reading_evidence(reading: LoudnessReading) -> dict[str, Any]:
 # ------------------------------------------------------------------- TS errors
 
 
-def ts_summary(path: Path, config: OffairConfig, *, final: bool) -> TsErrorSummary:
-    """The failed priority 1 and 2 checks of an hour file (cached once the hour is final)."""
+def ts_summary(
+    path: Path, config: OffairConfig, *, final: bool, segment_offsets: Sequence[int] = ()
+) -> TsErrorSummary:
+    """The failed priority 1 and 2 checks of an hour file (cached once the hour is final).
+
+    Each recorded segment (``segment_offsets``: where the recorder's uninterrupted writes
+    begin) is checked as a stream of its own: where one ends the signal stopped, which
+    ``offair_gap`` reports, so the continuity counters and clocks that restart in the
+    next one are not stream errors. Example byte offsets are the file's.
+    """
     cache = path.with_name(path.name + TS_CACHE_SUFFIX)
     stat = path.stat()
+    bounds = sorted({0, *(o for o in segment_offsets if 0 < o < stat.st_size)})
     if final:
         try:
             data = json.loads(cache.read_text(encoding="utf-8"))
-            if data["size"] == stat.st_size and data["mtime_ns"] == stat.st_mtime_ns:
+            if (data["size"], data["mtime_ns"], data.get("segments")) == (
+                stat.st_size,
+                stat.st_mtime_ns,
+                bounds,
+            ):
                 return TsErrorSummary(file=path, checks=tuple(data["checks"]))
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             pass
-    report = check_file(path, config.ts_config)
-    checks = tuple(
-        {
-            "check_id": c.check_id,
-            "name": c.name,
-            "priority": c.priority,
-            "count": c.count,
-            "examples": [
-                {"byte_offset": f.byte_offset, "pid": f.pid, "message": f.message}
-                for f in c.examples
-            ],
-        }
-        for c in report.errors
-        if c.priority in (1, 2)
-    )
+    merged: dict[str, dict[str, Any]] = {}
+    for lo, hi in zip(bounds, [*bounds[1:], stat.st_size], strict=True):
+        report = check_file(path, config.ts_config, start=lo, stop=hi)
+        for c in report.errors:
+            if c.priority not in (1, 2):
+                continue
+            check = merged.setdefault(
+                c.check_id,
+                {
+                    "check_id": c.check_id,
+                    "name": c.name,
+                    "priority": c.priority,
+                    "count": 0,
+                    "examples": [],
+                },
+            )
+            check["count"] += c.count
+            room = config.ts_config.max_examples - len(check["examples"])
+            check["examples"] += [
+                {
+                    "byte_offset": None if f.byte_offset is None else lo + f.byte_offset,
+                    "pid": f.pid,
+                    "message": f.message,
+                }
+                for f in c.examples[: max(0, room)]
+            ]
+    checks = tuple(merged.values())
     if final:
-        body = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "checks": list(checks)}
+        body = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "segments": bounds,
+            "checks": list(checks),
+        }
         try:
             cache.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
         except OSError as exc:
@@ -447,12 +490,13 @@ def audit_offair(
         )
     findings: list[Finding] = []
     gaps, found = (
-        gap_findings(channel_id, store, start, end, config, air_window(entries))
+        gap_findings(channel_id, store, start, end, config, air_windows(entries))
         if end > start
         else ([], [])
     )
     findings += found
     files = store.files(start, end)
+    recorded = store.segments() if config.check_ts else []
     cues: list[RecordedCue] = []
     summaries: list[TsErrorSummary] = []
     loudness_audit = LoudnessAudit(aired_spans(entries, start, end))
@@ -467,7 +511,8 @@ def audit_offair(
         if config.measure_loudness:
             loudness_audit.add_file(path, times, complete=final)
         if config.check_ts:
-            summary = ts_summary(path, config, final=final)
+            offsets = [seg.offset for seg in recorded if seg.path == path]
+            summary = ts_summary(path, config, final=final, segment_offsets=offsets)
             summaries.append(summary)
             hour = hour_of(path)
             fallback = hour.astimezone(UTC) if hour else start

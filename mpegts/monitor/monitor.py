@@ -201,14 +201,25 @@ def check_file(
     config: TsMonitorConfig | None = None,
     *,
     chunk_bytes: int = 1 << 20,
+    start: int = 0,
+    stop: int | None = None,
 ) -> TsReport:
-    """Check a recorded transport stream file; raises TsFileError if it cannot be read."""
+    """Check a recorded transport stream file, or its bytes [start, stop) as a stream of
+    their own (byte offsets in the report count from ``start``); raises TsFileError if it
+    cannot be read."""
     source = Path(path)
     monitor = TsMonitor(config)
+    left = None if stop is None else max(0, stop - start)
     try:
         with source.open("rb") as stream:
-            while chunk := stream.read(chunk_bytes):
+            stream.seek(start)
+            while left is None or left > 0:
+                chunk = stream.read(chunk_bytes if left is None else min(chunk_bytes, left))
+                if not chunk:
+                    break
                 monitor.feed(chunk)
+                if left is not None:
+                    left -= len(chunk)
     except OSError as exc:
         raise TsFileError(
             f"cannot read transport stream {source}: {exc.strerror or exc}; "

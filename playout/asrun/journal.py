@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 PROGRESS_PERIOD = 1.0  # seconds between progress marks of the event on air
 BACKLOG_LIMIT = 10_000  # records kept in memory while the journal cannot be written
 RESTART_NOTE = "restart after interruption"
+STOPPED = "stopped"  # the reason of the event on air when an operator stops the channel
 _STOP = object()
 _ON_AIR = object()
 
@@ -138,7 +139,7 @@ class AsRunJournal:
             self._open = None
             last = max(first, self._last_frame)
             self._queue.put(
-                cut_short(record, last - first, f"stopped ({stopped}) after frame {last}")
+                cut_short(record, last - first, f"{STOPPED} ({stopped}) after frame {last}")
             )
         self._queue.put(_STOP)
         self._thread.join()
@@ -210,6 +211,12 @@ class AsRunJournal:
         finally:
             os.close(fd)
         os.replace(tmp, self.progress_file)
+
+
+def ended_by_stop(record: AsRunRecord) -> bool:
+    """The event was on air when an operator stopped the channel (``close(stopped=...)``),
+    not when it crashed: the channel was meant to be off air after it."""
+    return any(part.startswith(f"{STOPPED} (") for part in record.reason.split("; "))
 
 
 def cut_short(record: AsRunRecord, aired: int, why: str) -> AsRunRecord:

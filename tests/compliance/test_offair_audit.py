@@ -221,7 +221,7 @@ def test_gaps_are_clipped_to_the_air_window_and_edge_slivers_are_not_findings(
     (store.channel_dir / GAPS_FILE).write_text(
         "".join(json.dumps(g.as_json()) + "\n" for g in gaps), encoding="utf-8"
     )
-    _, findings = gap_findings(CHANNEL, store, *air, OffairConfig(), air)
+    _, findings = gap_findings(CHANNEL, store, *air, OffairConfig(), [air])
     # no segments were written, so the rest of the window is "not_recorded": not asked here
     kinds = sorted(
         (f.evidence["kind"], f.evidence["seconds"])
@@ -229,6 +229,106 @@ def test_gaps_are_clipped_to_the_air_window_and_edge_slivers_are_not_findings(
         if f.evidence["kind"] != "not_recorded"
     )
     assert kinds == [("reception", 4.0), ("start", 3.0)]
+
+
+@pytest.mark.parametrize("how", ["stopped", "crashed"])
+def test_a_station_stopped_and_started_again_within_the_hour(
+    clips: Clips, tmp_path: Path, how: str
+) -> None:
+    """Two runs of the channel, 60 s apart, recorded into one hour file by two recorder
+    sessions (the station was stopped, then started again: ``make demo`` twice).
+
+    The second run's continuity counters and clock start afresh: a stream error only if
+    the file is read as one stream; the audit checks each recorded segment on its own.
+    The minute between the runs is air only if the first run crashed: after an
+    operator's stop (as-run ``stopped (SIGTERM)``) the channel owed no air.
+    Independent judge: the recorded hour file itself, read whole by the TR 101 290
+    monitor, does show the continuity break the audit must not report.
+    """
+    from mpegts.monitor import check_file
+    from playout.asrun.journal import STOPPED, cut_short
+
+    first = render(build_rundown([("L1", EventType.LESSON, clips.lesson, 200)], start=MIDHOUR))
+    later = MIDHOUR + 200 + 60 * 25
+    second = render(build_rundown([("L2", EventType.LESSON, clips.short, 100)], start=later))
+    root = tmp_path / "rec"
+    for aired in (first, second):
+        recorder = Recorder(
+            CHANNEL, parse_source("udp://127.0.0.1:5999"), RecorderConfig(root=root, zone=ZONE)
+        )
+        feed_recorder(recorder, aired.data)
+        finish(recorder, aired.data)
+    why = (
+        f"{STOPPED} (SIGTERM) after frame {MIDHOUR + 200}"
+        if how == "stopped"
+        else (f"interrupted: playout stopped after frame {MIDHOUR + 200} (last progress mark)")
+    )
+    (l1,) = first.records
+    write_asrun(tmp_path / "var", [cut_short(l1, l1.duration_frames, why), *second.records])
+    store = RecordingStore(root, CHANNEL)
+    (hour_file,) = store.files()
+    segments = store.segments()
+    assert [s.path for s in segments] == [hour_file, hour_file]
+    whole = check_file(hour_file)
+    assert whole.count("Continuity_count_error") > 0  # the join, read as one stream
+
+    audit = audit_offair(
+        channel_id=CHANNEL,
+        start=segments[0].first_arrival,
+        end=segments[-1].last_arrival,
+        recordings=root,
+        entries=load_asrun(tmp_path / "var", CHANNEL),
+        now=LATER,
+    )
+    assert [f.code for f in audit.findings if f.code == "ts_errors"] == []
+    assert all(not s.checks for s in audit.ts_errors)
+    gaps = [f for f in audit.findings if f.code == "offair_gap"]
+    if how == "stopped":
+        assert gaps == [], [f.message for f in gaps]
+    else:
+        (gap,) = gaps
+        assert gap.evidence["kind"] == "not_recorded"
+        assert gap.evidence["seconds"] == pytest.approx(60.0, abs=0.1)
+    assert {f.code for f in audit.findings} <= {"offair_gap"}
+
+
+def test_ts_errors_inside_a_later_segment_keep_their_place_in_the_file(
+    clips: Clips, tmp_path: Path
+) -> None:
+    """A continuity break inside the second recorded segment is still found, and its
+    byte offset is the file's (the arrival time it maps to is that of the broken packet).
+    Independent judge: the packet we broke, found by its byte position in the file."""
+    from compliance.offair import OffairConfig, ts_summary
+
+    first = render(build_rundown([("L1", EventType.LESSON, clips.short, 100)], start=MIDHOUR))
+    second = render(
+        build_rundown([("L2", EventType.LESSON, clips.short, 100)], start=MIDHOUR + 1600)
+    )
+    # Break one video packet's continuity counter a second into the second run.
+    packets = packet_array(second.data)
+    pids = pid_array(packets)
+    video = int(np.bincount(pids).argmax())  # the busiest PID is the video
+    row = int(np.flatnonzero(pids == video)[300])
+    broken = bytearray(second.data)
+    broken[row * PACKET_SIZE + 3] = (broken[row * PACKET_SIZE + 3] & 0xF0) | (
+        ((broken[row * PACKET_SIZE + 3] & 0x0F) + 5) & 0x0F
+    )
+    root = tmp_path / "rec"
+    for data in (first.data, bytes(broken)):
+        recorder = Recorder(
+            CHANNEL, parse_source("udp://127.0.0.1:5999"), RecorderConfig(root=root, zone=ZONE)
+        )
+        feed_recorder(recorder, data)
+        finish(recorder, data)
+    store = RecordingStore(root, CHANNEL)
+    (hour_file,) = store.files()
+    offsets = [s.offset for s in store.segments()]
+    assert offsets == [0, len(first.data)]
+    summary = ts_summary(hour_file, OffairConfig(), final=False, segment_offsets=offsets)
+    cc = next(c for c in summary.checks if c["check_id"] == "1.4")
+    # the broken packet, and the one after it (its counter follows the original)
+    assert cc["count"] == 2
+    assert cc["examples"][0]["byte_offset"] == len(first.data) + row * PACKET_SIZE
 
 
 def test_a_sliver_of_an_item_is_not_judged_for_loudness() -> None:
