@@ -19,7 +19,12 @@ Everything runs in a temporary directory and sends only to 127.0.0.1.
    each, kernel arrival stamps), per channel; each stream checked with
    mpegts.monitor (priority-1 errors), datagrams the sender never sent (PCR byte
    position against bytes received), late datagrams (> 5 ms after their due time),
-   jitter p99 − p1 and the RFC 4445 MDI delay factor. Stops at the first failing N
+   jitter p99 − p1 and the RFC 4445 MDI delay factor. Side by side, a stall probe
+   (a real-time process that only sleeps 1 ms at a time) records when the machine
+   itself stopped running anything (the hypervisor taking the vCPUs: steal): a late
+   datagram whose lateness that stall covers, to within 5 ms, is the machine's, not
+   playout's. A step passes with zero P1 errors, zero lost datagrams and zero late
+   datagrams of playout's own. Stops at the first failing N
    (--keep-going: all steps). --tree DIR (repeatable) runs `playout run` from
    another source tree, e.g. a `git archive` of the baseline, side by side, with
    the CPU ratio at each N. `--only capacity` runs just this.
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import multiprocessing as mp
 import os
 import platform
@@ -570,13 +576,42 @@ class ChannelResult:
     lost: int  # datagrams the sender never sent (PCR byte position against bytes received)
     harness_drops: int  # datagrams the receiving socket dropped (the harness, not playout)
     late: int  # datagrams later than LATE_TOLERANCE
+    late_own: int  # of those, the ones a machine stall (the probe's) does not explain
     max_late_ms: float
+    max_late_own_ms: float  # the worst lateness left once machine stalls are taken off
+    worst_own_at_ns: int  # arrival of the datagram with that lateness (CLOCK_REALTIME)
     jitter_ms: float  # arrival − PCR, p99 − p1, from the window's second second
     df_ms: float  # RFC 4445 MDI delay factor, worst 1 s interval
 
 
-def analyse_channel(stamps: list[int], data: list[bytes], drops: int, rate: int) -> ChannelResult:
-    """One channel's datagrams with their kernel arrival times (ns)."""
+def unexplained_lateness(
+    arrival_ns: np.ndarray, lateness_s: np.ndarray, stalls: np.ndarray
+) -> np.ndarray:
+    """Each datagram's lateness minus the part of [due, arrival] the machine spent stalled.
+
+    ``stalls``: (n, 2) int64 ns, [from, to) intervals when the probe, a real-time process
+    that wanted to run, could not: nothing on the machine ran then, playout included.
+    """
+    if len(stalls) == 0 or len(arrival_ns) == 0:
+        return lateness_s
+    due = arrival_ns - (lateness_s * 1e9).astype(np.int64)
+    covered = np.zeros(len(arrival_ns), np.int64)
+    for lo, hi in stalls.tolist():
+        overlap = np.minimum(arrival_ns, hi) - np.maximum(due, lo)
+        covered += np.clip(overlap, 0, None)
+    result: np.ndarray = lateness_s - covered / 1e9
+    return result
+
+
+def analyse_channel(
+    stamps: list[int],
+    data: list[bytes],
+    drops: int,
+    rate: int,
+    stalls: np.ndarray | None = None,
+) -> ChannelResult:
+    """One channel's datagrams with their kernel arrival times (ns); ``stalls``: the
+    machine's (``stall_probe``), to tell its lateness from playout's."""
     monitor = TsMonitor()
     for d in data:
         monitor.feed(d)
@@ -584,7 +619,7 @@ def analyse_channel(stamps: list[int], data: list[bytes], drops: int, rate: int)
     p1 = sum(r.count for r in report.errors if r.priority == 1)
     odd = sum(1 for d in data if len(d) != UDP_PAYLOAD)
     if len(data) < 2:
-        return ChannelResult(len(data), p1, odd, 0, drops, 0, 0.0, 0.0, 0.0)
+        return ChannelResult(len(data), p1, odd, 0, drops, 0, 0, 0.0, 0.0, 0, 0.0, 0.0)
     arrival = (np.asarray(stamps, np.int64) - stamps[0]) / 1e9
     sizes = np.fromiter((len(d) for d in data), np.int64, len(data))
     start = np.concatenate(([0], np.cumsum(sizes)[:-1]))  # bytes received before each
@@ -602,6 +637,12 @@ def analyse_channel(stamps: list[int], data: list[bytes], drops: int, rate: int)
     due0 = float(np.min(dev[pcr_dgram]))
     lateness = dev - due0
     late = int(np.count_nonzero(lateness > LATE_TOLERANCE))
+    own = unexplained_lateness(
+        np.asarray(stamps, np.int64),
+        lateness,
+        np.zeros((0, 2), np.int64) if stalls is None else stalls,
+    )
+    late_own = int(np.count_nonzero(own > LATE_TOLERANCE))
     pcr_dev = arrival[pcr_dgram] - pcr_s
     steady = pcr_s >= 1.0
     jit = float(np.percentile(pcr_dev[steady], 99) - np.percentile(pcr_dev[steady], 1)) * 1000
@@ -610,7 +651,18 @@ def analyse_channel(stamps: list[int], data: list[bytes], drops: int, rate: int)
     second = arrival.astype(np.int64)
     df = max(float(np.ptp(vb[second == s])) for s in np.unique(second).tolist())
     return ChannelResult(
-        len(data), p1, odd, lost, drops, late, float(lateness.max()) * 1000, jit, df * 1000
+        len(data),
+        p1,
+        odd,
+        lost,
+        drops,
+        late,
+        late_own,
+        float(lateness.max()) * 1000,
+        float(own.max()) * 1000,
+        int(stamps[int(np.argmax(own))]),
+        jit,
+        df * 1000,
     )
 
 
@@ -658,11 +710,43 @@ def receiver_process(
                         drops[k] = int.from_bytes(value[:4], sys.byteorder)
                 data[k].append(d)
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    stalls = np.asarray(ports.recv(), np.int64).reshape(-1, 2)  # the probe's, once stopped
     results = []
     for k in range(count):
         skip = bisect.bisect_left(stamps[k], window.value)
-        results.append(analyse_channel(stamps[k][skip:], data[k][skip:], drops[k], rate))
+        results.append(analyse_channel(stamps[k][skip:], data[k][skip:], drops[k], rate, stalls))
     ports.send((usage.ru_utime + usage.ru_stime, results))
+
+
+STALL_PROBE_PERIOD_NS = 1_000_000
+STALL_MIN_NS = 1_000_000  # a wake-up later than this is a stall (timer slack is ~50 µs)
+
+
+def stall_probe(conn: Connection, stop: MpEvent) -> None:
+    """Sleeps 1 ms at a time at real-time priority (SCHED_FIFO where allowed) and sends
+    back every [expected wake-up, actual wake-up) later than STALL_MIN_NS, in
+    CLOCK_REALTIME ns like the kernel's arrival stamps; child process.
+
+    A SCHED_FIFO process that sleeps is woken before any ordinary thread: if it is late,
+    nothing ran (the hypervisor took the vCPU, or the kernel would not preempt).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+    stalls: list[tuple[int, int]] = []
+    while not stop.is_set():
+        before = time.time_ns()
+        time.sleep(STALL_PROBE_PERIOD_NS / 1e9)
+        after = time.time_ns()
+        if after - before - STALL_PROBE_PERIOD_NS > STALL_MIN_NS:
+            stalls.append((before + STALL_PROBE_PERIOD_NS, after))
+    conn.send(stalls)
+
+
+def steal_ms() -> float:
+    """The machine's stolen time so far (/proc/stat, all CPUs), in ms."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def proc_cpu(pid: int) -> float:
@@ -681,12 +765,14 @@ class CapacityStep:
     startup_s: float  # launch → every channel on air
     results: list[ChannelResult]
     reanchors: int  # "re-anchored" warnings in the senders' logs (start-up included)
+    stalls_ms: list[float]  # the machine's stalls in the window (stall probe)
+    steal_ms: float  # CPU time the hypervisor took in the window, all vCPUs
 
     @property
     def ok(self) -> bool:
         r = self.results
         return bool(r) and all(
-            c.datagrams > 0 and c.p1_errors == 0 and c.lost == 0 and c.late == 0 for c in r
+            c.datagrams > 0 and c.p1_errors == 0 and c.lost == 0 and c.late_own == 0 for c in r
         )
 
 
@@ -697,6 +783,9 @@ def capacity_step(
     all are on air (after 2 s more), every datagram of that window checked."""
     ctx = mp.get_context("fork")
     stop = ctx.Event()
+    probe_stop = ctx.Event()
+    probe_conn, probe_end = ctx.Pipe()
+    probe = ctx.Process(target=stall_probe, args=(probe_end, probe_stop))
     on_air = ctx.Array("b", n, lock=False)
     window = ctx.Value("q", 0, lock=False)
     receivers = []
@@ -739,14 +828,19 @@ def capacity_step(
                 time.sleep(0.1)
         startup = time.monotonic() - launched
         time.sleep(2.0)
+        probe.start()
+        time.sleep(0.1)
         window.value = time.time_ns()  # P1, loss, lateness and jitter from here
         pids = [p.pid for p in senders] + [p.pid for p, _ in receivers if p.pid]
         cpu0 = [proc_cpu(pid) for pid in pids]
+        steal0 = steal_ms()
         t0 = time.monotonic()
         time.sleep(seconds)
         cpu1 = [proc_cpu(pid) for pid in pids]
+        stolen = steal_ms() - steal0
         wall = time.monotonic() - t0
         stop.set()
+        probe_stop.set()
     finally:
         for sender in senders:
             sender.terminate()
@@ -757,7 +851,11 @@ def capacity_step(
                 sender.kill()
                 sender.wait()
     used = [(b - a) / wall * 100 for a, b in zip(cpu0, cpu1, strict=True)]
+    stalls = [(a, b) for a, b in probe_conn.recv() if b > window.value]
+    probe.join(10)
     results: list[ChannelResult] = []
+    for _, conn in receivers:
+        conn.send(stalls)
     for proc, conn in receivers:
         _, part = conn.recv()
         results += part
@@ -772,6 +870,8 @@ def capacity_step(
         startup_s=startup,
         results=results,
         reanchors=reanchors,
+        stalls_ms=[(b - a) / 1e6 for a, b in stalls],
+        steal_ms=stolen,
     )
 
 
@@ -786,13 +886,27 @@ def print_step(step: CapacityStep) -> None:
         f"(harness drops {sum(c.harness_drops for c in r)}), "
         f"late >{LATE_TOLERANCE * 1000:.0f} ms {sum(c.late for c in r)} "
         f"(worst {max(c.max_late_ms for c in r):.1f} ms; "
-        f"re-anchors incl. start-up {step.reanchors}), "
+        f"re-anchors incl. start-up {step.reanchors}), of them playout's own "
+        f"{sum(c.late_own for c in r)} (worst {max(c.max_late_own_ms for c in r):.1f} ms); "
+        f"machine stalls {len(step.stalls_ms)} (worst "
+        f"{max(step.stalls_ms, default=0.0):.1f} ms), steal {step.steal_ms:.0f} ms; "
         f"jitter p99−p1 median {np.median([c.jitter_ms for c in r]):.2f} / worst "
         f"{max(c.jitter_ms for c in r):.2f} ms, MDI DF worst {max(c.df_ms for c in r):.1f} ms, "
         f"{sum(c.datagrams for c in r)} datagrams ({sum(c.odd_sizes for c in r)} not 1316 B): "
         f"{'ok' if step.ok else 'FAILED'}",
         flush=True,
     )
+    own = [c for c in r if c.late_own]
+    if own:  # when each channel's worst came: all at once = the machine, not a channel
+        first = min(c.worst_own_at_ns for c in own)
+        print(
+            "    playout's own late per channel (count @ worst, s into the window): "
+            + ", ".join(
+                f"{c.late_own} @ {(c.worst_own_at_ns - first) / 1e9:.3f}"
+                for c in sorted(own, key=lambda c: c.worst_own_at_ns)
+            ),
+            flush=True,
+        )
 
 
 def capacity(
