@@ -750,9 +750,15 @@ def steal_ms() -> float:
 
 
 def proc_cpu(pid: int) -> float:
-    """user + system CPU seconds of a live process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """user + system CPU seconds of a live process (all its threads) and of its live
+    children (a tree whose playout forks a pacing process is measured whole)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:  # gone meanwhile
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(proc_cpu(int(child)) for child in children)
 
 
 @dataclass(frozen=True)
