@@ -526,9 +526,12 @@ def clock_discipline(clip: Path, tmp: Path, seconds: float) -> None:
     first = first_index(rx, began)
     time.sleep(max(0.0, rx.arrivals[first] + 3.0 - time.monotonic()))
     stalled_wall = datetime.now(UTC)
-    os.kill(proc.pid, signal.SIGSTOP)
+    frozen = process_tree(proc.pid)  # with its pacing process: the sender stalls
+    for pid in reversed(frozen):
+        os.kill(pid, signal.SIGSTOP)
     time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGCONT)
+    for pid in frozen:
+        os.kill(pid, signal.SIGCONT)
     proc.wait(seconds + 120)
     time.sleep(0.3)
     rx.close()
@@ -749,16 +752,26 @@ def steal_ms() -> float:
     return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``playout run`` paces from a child process)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return [pid]
+    return [pid, *(q for child in children for q in process_tree(int(child)))]
+
+
 def proc_cpu(pid: int) -> float:
     """user + system CPU seconds of a live process (all its threads) and of its live
     children (a tree whose playout forks a pacing process is measured whole)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except FileNotFoundError:  # gone meanwhile
-        return 0.0
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(proc_cpu(int(child)) for child in children)
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # gone meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 @dataclass(frozen=True)

@@ -284,12 +284,16 @@ def _run_paced(
     """
     from playout.outputs import FanOut
     from playout.pacer import Pacer
+    from playout.pacing_process import PacingProcess
 
     def rundown_now() -> datetime:
         return at + timedelta(seconds=clock.monotonic() - launch)
 
-    fanout = FanOut(sinks)
-    pacer = Pacer(fanout, mux_rate=mux_rate, clock=clock, burst=PACING_BURST, nice=PACING_NICE)
+    # The paced outputs (UDP) go with the pacer into its own process; the rest (HLS,
+    # files, checks) are written here as each chunk is reported sent.
+    paced = FanOut([s for s in sinks if hasattr(s, "paced")])
+    unpaced = FanOut([s for s in sinks if not hasattr(s, "paced")])
+    pacer = Pacer(paced, mux_rate=mux_rate, clock=clock, burst=PACING_BURST, nice=PACING_NICE)
     try:
         warm = engine.warm_up(rundown_now() + timedelta(seconds=WARM_UP_AHEAD))
         ready_in = warm.seconds + START_MARGIN
@@ -320,17 +324,19 @@ def _run_paced(
         )
 
         def sent(chunk: TsChunk) -> None:
+            unpaced.write(chunk)
             journal.sent(engine.as_aired(chunk))
 
         assert first is not None  # the loop returned otherwise
-        pacer.run(
+        PacingProcess(pacer).run(
             itertools.chain((first,), stream),
             first_due=due,
             on_sent=sent,
             on_late=engine.absorb_late,
         )
     finally:
-        fanout.close()  # drains the queued outputs (file, HLS) before they close
+        paced.close()  # this process's copies: the pacing process sent and closed its own
+        unpaced.close()  # drains the queued outputs (file, HLS) before they close
 
 
 def _run_twin(

@@ -441,3 +441,12 @@ def check_case(name: str, got: list[tuple[float, float, bytes]], day_start: date
     first_second = [g for g in got if g[1] < got[0][1] + 1.0]
     lag = pcr_positions(first_second, day_start)
     assert lag and abs(float(np.median(lag))) < ALIGN, (name, min(lag), max(lag))
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``playout run`` paces from a child process)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return [pid]
+    return [pid, *(q for child in children for q in process_tree(int(child)))]

@@ -36,6 +36,7 @@ from playout_media import (
     check_case,
     make_clip,
     media_ref,
+    process_tree,
     start_playout,
 )
 
@@ -145,9 +146,13 @@ def test_a_stall_is_absorbed_in_the_break_so_the_next_fixed_lesson_is_on_its_fra
             break_at += 20
         wait_until(break_at + 1)
         stalled = time.monotonic()
-        os.kill(proc.pid, signal.SIGSTOP)
+        frozen = process_tree(proc.pid)  # the pacing process with it: the sender stalls
+        assert len(frozen) == 2, frozen
+        for pid in reversed(frozen):
+            os.kill(pid, signal.SIGSTOP)
         time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGCONT)
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
         lesson_at = break_at + 16  # the next fixed lesson, 4 s long
         wait_until(lesson_at + 5)
         proc.kill()
