@@ -227,7 +227,7 @@ def test_twins_survive_the_loss_of_either_host(
         time.sleep(2)
         a.send_signal(signal.SIGTERM)
         a.wait(15)
-        time.sleep(0.5)
+        time.sleep(1.5)  # past --loss-after: host A's stop is a leg lost, whatever its exit took
         receiver.send_signal(signal.SIGTERM)
         code = receiver.wait(15)
     finally:
