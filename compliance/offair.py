@@ -511,7 +511,11 @@ def audit_offair(
         if config.measure_loudness:
             loudness_audit.add_file(path, times, complete=final)
         if config.check_ts:
-            offsets = [seg.offset for seg in recorded if seg.path == path]
+            # where each indexed segment starts and ends: the one being recorded (not
+            # indexed until it closes) starts where the last indexed one ended
+            offsets = [
+                o for seg in recorded if seg.path == path for o in (seg.offset, seg.end_offset)
+            ]
             summary = ts_summary(path, config, final=final, segment_offsets=offsets)
             summaries.append(summary)
             hour = hour_of(path)
