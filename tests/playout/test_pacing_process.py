@@ -69,7 +69,7 @@ def test_the_stream_leaves_whole_at_the_mux_rate_and_every_chunk_is_reported_in_
     # every byte ffmpeg wrote, in order; the last partial datagram padded (null packets)
     assert joined[: len(source)] == source
     assert len(joined) - len(source) < UDP_PAYLOAD
-    assert reported == chunks  # the parent's own objects, each once, in air order
+    assert reported == chunks  # each chunk once, in air order
     # paced, not dumped: the bytes take their time at the mux rate (minus one chunk)
     assert elapsed > len(source) * 8 / MUX_RATE - 1.2
     probe = ffprobe(joined, tmp_path)
