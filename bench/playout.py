@@ -640,10 +640,10 @@ def analyse_channel(
     due0 = float(np.min(dev[pcr_dgram]))
     lateness = dev - due0
     late = int(np.count_nonzero(lateness > LATE_TOLERANCE))
-    own = unexplained_lateness(
-        np.asarray(stamps, np.int64),
-        lateness,
-        np.zeros((0, 2), np.int64) if stalls is None else stalls,
+    own = (
+        lateness
+        if stalls is None
+        else unexplained_lateness(np.asarray(stamps, np.int64), lateness, stalls)
     )
     late_own = int(np.count_nonzero(own > LATE_TOLERANCE))
     pcr_dev = arrival[pcr_dgram] - pcr_s

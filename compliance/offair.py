@@ -207,7 +207,8 @@ def air_windows(entries: Sequence[JournalEntry]) -> list[tuple[datetime, datetim
         r = entry.record
         begin = r.actual_start.astimezone(UTC)
         finish = begin + timedelta(seconds=r.duration_frames / FPS)
-        lo = begin if lo is None else min(lo, begin)
+        if lo is None:  # in start order: a window's first item is where it starts
+            lo = begin
         hi = finish if hi is None else max(hi, finish)
         if ended_by_stop(r):
             windows.append((lo, hi))
